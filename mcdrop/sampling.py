@@ -1,0 +1,553 @@
+"""Reference sampling of inverted dropout with the Numba kernels.
+
+:func:`simulate` draws ``samples`` independent dropout masks for an input
+``x`` and streams them into exact accumulators; the returned
+:class:`Simulation` holds everything the checks and plots need, in memory
+independent of the sample count.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable
+
+import numpy as np
+
+from . import kernels, rng
+from ._validation import (
+    check_positive_int,
+    check_seed,
+    check_threads,
+    check_x,
+    resolve_pq,
+)
+from .accumulators import EMIN, limbs_to_int
+from .results import ConfidenceInterval, json_number
+
+__all__ = ["simulate", "Simulation", "LayerMean", "trace_grid"]
+
+#: Running-mean trace points per decade of the sample count.
+TRACE_POINTS_PER_DECADE = 20
+#: Target mask draws per thread and kernel call (a call takes ~10 ms).
+_DRAWS_PER_THREAD_BATCH = 2**25
+_MAX_INDEX = 2**63 - 1
+
+
+def trace_grid(start: int, stop: int) -> list[int]:
+    """Global sample counts in ``(start, stop]`` at which the trace is recorded.
+
+    The grid is fixed (``ceil(10**(k/20))`` for k = 0, 1, ...), so shards of
+    one stream record the same points a single run would.
+    """
+    pts = []
+    k = 0
+    while True:
+        t = math.ceil(10 ** (k / TRACE_POINTS_PER_DECADE) - 1e-9)
+        if t > stop:
+            break
+        if t > start and (not pts or t != pts[-1]):
+            pts.append(t)
+        k += 1
+    return pts
+
+
+def _z_to_fraction(z: int) -> Fraction:
+    return Fraction(z, 1 << -EMIN)
+
+
+@dataclass(frozen=True)
+class LayerMean:
+    """Summary of the per-sample layer mean ``L = mean_e(y_e)`` over the samples.
+
+    For x = [2, 4, 6, 8] and keep probability 0.5 a mask [1, 0, 1, 0] gives
+    y = [4, 0, 12, 0] and L = 4; ``mean`` converges to ``mean(x) = 5``.
+
+    Attributes
+    ----------
+    mean, var : float
+        Sample mean and unbiased variance of L (from exact sums).
+    samples : int
+        Number of samples (masks) L was computed on.
+    expected : float
+        ``mean(x)``, the value inverted dropout preserves.
+    expected_var : float
+        Theory: ``Var[L] = Σ_e x_e² (p/q) / n²`` (independent masks).
+    """
+
+    mean: float
+    var: float
+    samples: int
+    expected: float
+    expected_var: float
+
+    @property
+    def standard_error(self) -> float:
+        if self.samples < 2:
+            return float("nan")
+        return math.sqrt(max(self.var, 0.0) / self.samples)
+
+    def confidence_interval(self, confidence_level: float = 0.95) -> ConfidenceInterval:
+        """Normal (CLT) interval for the expected layer mean."""
+        from scipy.stats import norm
+
+        if not 0 < confidence_level < 1:
+            raise ValueError(
+                f"`confidence_level` must be in the open interval (0, 1); got {confidence_level!r}."
+            )
+        z = float(norm.isf((1 - confidence_level) / 2))
+        h = z * self.standard_error
+        return ConfidenceInterval(self.mean - h, self.mean + h, confidence_level)
+
+    def __str__(self) -> str:
+        ci = self.confidence_interval(0.95)
+        return (
+            f"layer mean {self.mean:.8g} (95% CI {ci}; expected {self.expected:.8g}) "
+            f"over {self.samples} samples"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "mean": json_number(self.mean),
+            "var": json_number(self.var),
+            "samples": self.samples,
+            "expected": json_number(self.expected),
+            "expected_var": json_number(self.expected_var),
+            "standard_error": json_number(self.standard_error),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Simulation:
+    """Exact streaming statistics of ``samples`` inverted-dropout masks.
+
+    Produced by :func:`simulate`; combine shards with :meth:`merge`.  All
+    counts are exact integers and the layer sums are exact (see
+    :mod:`mcdrop.accumulators`), so ``==`` compares bit for bit.
+
+    Attributes
+    ----------
+    x : ndarray
+        The input (float64, original shape).
+    p, q : float
+        Drop and keep probability.
+    samples : int
+        Masks drawn per element.
+    start : int
+        Global index of the first sample (shards of one stream).
+    keep_counts : ndarray of int64
+        Exact keep count per element, shape of ``x``.
+    keep_count_hist : ndarray of int64, shape (x.size + 1,)
+        ``keep_count_hist[k]``: samples in which exactly k elements were kept.
+    key : tuple of int
+        The Philox key (derived from ``seed``).
+    seed_entropy, seed_spawn_key
+        The SeedSequence the key came from, so a ``seed=None`` run replays.
+    """
+
+    x: np.ndarray
+    p: float
+    q: float
+    samples: int
+    start: int
+    keep_counts: np.ndarray
+    keep_count_hist: np.ndarray
+    layer_sum_z: int
+    layer_sumsq_z: int
+    trace_t: tuple
+    trace_sum_z: tuple
+    trace_sumsq_z: tuple
+    key: tuple
+    seed_entropy: object = None
+    seed_spawn_key: tuple = ()
+    variant: str = "inverted"
+    structure: str = "element"
+    info: dict = field(default_factory=dict, compare=False)
+
+    # -- derived statistics -------------------------------------------------
+    @property
+    def n(self) -> int:
+        """Number of elements."""
+        return int(self.x.size)
+
+    @property
+    def scale(self) -> float:
+        """The inverted scale ``1/q`` (0 when q = 0: every output is 0)."""
+        return 0.0 if self.q == 0 else 1.0 / self.q
+
+    @property
+    def effective_keep(self) -> float:
+        """The keep probability the 32-bit threshold realises (within 2**-33 of q)."""
+        return rng.effective_keep(self.q)
+
+    @property
+    def keep_rate(self) -> np.ndarray:
+        """Observed keep rate per element."""
+        return self.keep_counts / self.samples
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Per-element mean of ``y = x m / q`` (exact from the keep counts).
+
+        ``y`` takes two values, so its mean ``(x/q) k/N`` and variance
+        follow exactly from the integer keep count ``k``.
+        """
+        return self.x * self.scale * (self.keep_counts / self.samples)
+
+    @property
+    def var(self) -> np.ndarray:
+        """Per-element unbiased variance of ``y`` (exact from the keep counts)."""
+        n = self.samples
+        if n < 2:
+            return np.full(self.x.shape, np.nan)
+        k = self.keep_counts.astype(np.float64)
+        return (self.x * self.scale) ** 2 * (k * (n - k)) / (float(n) * (n - 1))
+
+    def _layer_from_z(self, n: int, z1: int, z2: int) -> tuple[float, float]:
+        if self.q == 0 or n == 0:
+            return 0.0, 0.0
+        s1 = _z_to_fraction(z1)
+        s2 = _z_to_fraction(z2)
+        denom = self.n * Fraction(self.q)
+        mean = s1 / n / denom
+        if n < 2:
+            return float(mean), float("nan")
+        var = (n * s2 - s1 * s1) / (n * (n - 1)) / (denom * denom)
+        return float(mean), float(max(var, Fraction(0)))
+
+    @property
+    def layer_mean(self) -> LayerMean:
+        """Summary of the per-sample layer mean (mean over elements of y)."""
+        mean, var = self._layer_from_z(self.samples, self.layer_sum_z, self.layer_sumsq_z)
+        expected = float(np.mean(self.x)) if self.q > 0 else 0.0
+        ev = (
+            float(np.sum(self.x**2) * (self.p / self.q) / self.n**2) if self.q > 0 else 0.0
+        )
+        return LayerMean(mean, var, self.samples, expected, ev)
+
+    @property
+    def trace(self) -> dict:
+        """Running layer mean at log-spaced sample counts.
+
+        Returns a dict of arrays: ``samples`` (count so far), ``mean``
+        (running mean of L) and ``sd`` (running sample sd of L); the
+        running standard error is ``sd / sqrt(samples)``.
+        """
+        ns = np.asarray(self.trace_t, dtype=np.int64) - self.start
+        means = np.empty(len(ns))
+        sds = np.empty(len(ns))
+        for i, (n, z1, z2) in enumerate(zip(ns.tolist(), self.trace_sum_z, self.trace_sumsq_z)):
+            m, v = self._layer_from_z(n, z1, z2)
+            means[i] = m
+            sds[i] = math.sqrt(v) if v == v else float("nan")
+        return {"samples": ns, "mean": means, "sd": sds}
+
+    # -- combination ----------------------------------------------------------
+    def merge(self, other: "Simulation") -> "Simulation":
+        """Combine with an adjacent shard of the same stream.
+
+        ``simulate(x, samples=a + b) == simulate(x, samples=a).merge(
+        simulate(x, samples=b, start=a))`` holds exactly (and ``merge`` is
+        commutative and associative).  ``other`` must have the same ``x``,
+        probability, key and variant, and its sample range must start where
+        this one ends or end where this one starts.
+        """
+        if not isinstance(other, Simulation):
+            raise TypeError(f"`other` must be a Simulation; got {type(other).__name__}.")
+        if other.start + other.samples == self.start:
+            return other.merge(self)
+        if other.start != self.start + self.samples:
+            raise ValueError(
+                f"`other` must cover the samples adjacent to this simulation's range "
+                f"[{self.start}, {self.start + self.samples}); it covers "
+                f"[{other.start}, {other.start + other.samples})."
+            )
+        for name in ("p", "q", "key", "variant", "structure"):
+            if getattr(self, name) != getattr(other, name):
+                raise ValueError(
+                    f"cannot merge simulations with different `{name}`: "
+                    f"{getattr(self, name)!r} vs {getattr(other, name)!r}."
+                )
+        if self.x.shape != other.x.shape or not np.array_equal(self.x, other.x):
+            raise ValueError("cannot merge simulations of different inputs `x`.")
+        tz1 = tuple(self.trace_sum_z) + tuple(z + self.layer_sum_z for z in other.trace_sum_z)
+        tz2 = tuple(self.trace_sumsq_z) + tuple(
+            z + self.layer_sumsq_z for z in other.trace_sumsq_z
+        )
+        info = dict(self.info)
+        info["elapsed_s"] = self.info.get("elapsed_s", 0.0) + other.info.get("elapsed_s", 0.0)
+        return Simulation(
+            x=self.x,
+            p=self.p,
+            q=self.q,
+            samples=self.samples + other.samples,
+            start=self.start,
+            keep_counts=self.keep_counts + other.keep_counts,
+            keep_count_hist=self.keep_count_hist + other.keep_count_hist,
+            layer_sum_z=self.layer_sum_z + other.layer_sum_z,
+            layer_sumsq_z=self.layer_sumsq_z + other.layer_sumsq_z,
+            trace_t=tuple(self.trace_t) + tuple(other.trace_t),
+            trace_sum_z=tz1,
+            trace_sumsq_z=tz2,
+            key=self.key,
+            seed_entropy=self.seed_entropy,
+            seed_spawn_key=self.seed_spawn_key,
+            variant=self.variant,
+            structure=self.structure,
+            info=info,
+        )
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Simulation):
+            return NotImplemented
+        return (
+            self.p == other.p
+            and self.q == other.q
+            and self.samples == other.samples
+            and self.start == other.start
+            and self.key == other.key
+            and self.variant == other.variant
+            and self.structure == other.structure
+            and self.x.shape == other.x.shape
+            and np.array_equal(self.x, other.x)
+            and np.array_equal(self.keep_counts, other.keep_counts)
+            and np.array_equal(self.keep_count_hist, other.keep_count_hist)
+            and self.layer_sum_z == other.layer_sum_z
+            and self.layer_sumsq_z == other.layer_sumsq_z
+            and tuple(self.trace_t) == tuple(other.trace_t)
+            and tuple(self.trace_sum_z) == tuple(other.trace_sum_z)
+            and tuple(self.trace_sumsq_z) == tuple(other.trace_sumsq_z)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __str__(self) -> str:
+        lm = self.layer_mean
+        rate = self.keep_counts.sum() / (self.samples * self.n)
+        return (
+            f"Simulation of {self.variant} dropout, p={self.p:g} (keep {self.q:g}), "
+            f"{self.n} elements x {self.samples} samples\n"
+            f"  pooled keep rate {rate:.8g} (expected {self.q:g})\n  {lm}"
+        )
+
+    __repr__ = __str__
+
+    # -- serialisation ---------------------------------------------------------
+    def to_dict(self) -> dict:
+        tr = self.trace
+        return {
+            "type": "mcdrop.Simulation",
+            "variant": self.variant,
+            "structure": self.structure,
+            "p": self.p,
+            "q": self.q,
+            "samples": self.samples,
+            "start": self.start,
+            "x": self.x.tolist(),
+            "shape": list(self.x.shape),
+            "key": list(self.key),
+            "seed_entropy": str(self.seed_entropy) if self.seed_entropy is not None else None,
+            "seed_spawn_key": list(self.seed_spawn_key),
+            "keep_counts": self.keep_counts.ravel().tolist(),
+            "keep_count_hist": self.keep_count_hist.tolist(),
+            "layer_sum_exact": str(self.layer_sum_z),
+            "layer_sumsq_exact": str(self.layer_sumsq_z),
+            "exact_scale_exponent": EMIN,
+            "layer_mean": self.layer_mean.to_dict(),
+            "trace": {
+                "t": list(self.trace_t),
+                "samples": tr["samples"].tolist(),
+                "mean": [json_number(v) for v in tr["mean"]],
+                "sd": [json_number(v) for v in tr["sd"]],
+                "sum_exact": [str(z) for z in self.trace_sum_z],
+                "sumsq_exact": [str(z) for z in self.trace_sumsq_z],
+            },
+            "info": self.info,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Simulation":
+        """Rebuild a Simulation saved with :meth:`to_dict` (exactly)."""
+        if d.get("type") != "mcdrop.Simulation":
+            raise ValueError(
+                f"not an mcdrop Simulation record (type={d.get('type')!r})."
+            )
+        shape = tuple(d["shape"])
+        ent = d.get("seed_entropy")
+        return cls(
+            x=np.asarray(d["x"], dtype=np.float64).reshape(shape),
+            p=float(d["p"]),
+            q=float(d["q"]),
+            samples=int(d["samples"]),
+            start=int(d["start"]),
+            keep_counts=np.asarray(d["keep_counts"], dtype=np.int64).reshape(shape),
+            keep_count_hist=np.asarray(d["keep_count_hist"], dtype=np.int64),
+            layer_sum_z=int(d["layer_sum_exact"]),
+            layer_sumsq_z=int(d["layer_sumsq_exact"]),
+            trace_t=tuple(int(t) for t in d["trace"]["t"]),
+            trace_sum_z=tuple(int(z) for z in d["trace"]["sum_exact"]),
+            trace_sumsq_z=tuple(int(z) for z in d["trace"]["sumsq_exact"]),
+            key=tuple(int(k) for k in d["key"]),
+            seed_entropy=int(ent) if ent is not None else None,
+            seed_spawn_key=tuple(d.get("seed_spawn_key", ())),
+            variant=d.get("variant", "inverted"),
+            structure=d.get("structure", "element"),
+            info=d.get("info", {}),
+        )
+
+
+def _simulate_iv(x, p, keep, samples, seed, start, threads):
+    xa = check_x(x)
+    pp, qq = resolve_pq(p, keep)
+    n_samples = check_positive_int(samples, "samples")
+    start = check_positive_int(start, "start", minimum=0)
+    if start + n_samples > _MAX_INDEX:
+        raise ValueError(
+            f"`start + samples` must be below 2**63; got {start} + {n_samples}."
+        )
+    # Exact accumulation of S = Σ x_e m_e and of S² (Dekker's TwoProduct)
+    # needs every nonzero |x| in [1e-100, 1e100]; real activations are.
+    ax = np.abs(xa[xa != 0])
+    if ax.size and (ax.min() < 1e-100 or ax.max() > 1e100):
+        bad = ax.min() if ax.min() < 1e-100 else ax.max()
+        raise ValueError(
+            f"`x` entries must be 0 or have magnitude in [1e-100, 1e100] (so "
+            f"per-sample sums and their squares are accumulated exactly); got {bad!r}."
+        )
+    ss = check_seed(seed)
+    t = check_threads(threads)
+    return xa, pp, qq, n_samples, ss, start, t
+
+
+def simulate(
+    x,
+    p=None,
+    *,
+    keep=None,
+    samples,
+    seed=None,
+    start: int = 0,
+    threads: int | None = None,
+    progress: bool | Callable[[int], object] = False,
+) -> Simulation:
+    """Draw inverted-dropout masks for ``x`` and return exact statistics.
+
+    Parameters
+    ----------
+    x : array_like
+        Input activations (any shape, finite, non-empty).
+    p : float, optional
+        **Drop** probability in [0, 1] (PyTorch's ``p``, Keras' ``rate``).
+    keep : float, optional
+        Keep probability ``q = 1 - p``, as an explicit alternative to ``p``.
+        Give exactly one of ``p`` and ``keep``.
+    samples : int
+        Number of masks to draw (each masks every element of ``x``).
+    seed : int, numpy.random.SeedSequence or None
+        Seed of the counter-based stream.  The same seed gives bit-identical
+        results whatever ``threads`` is and however the range is sharded.
+    start : int, default 0
+        Global index of the first sample: ``simulate(..., samples=b,
+        start=a)`` is the shard ``[a, a + b)`` of the stream, to be combined
+        with :meth:`Simulation.merge`.
+    threads : int, optional
+        Numba threads to use (default: all of numba's threads).
+    progress : bool or callable, default False
+        True shows a tqdm bar on stderr; a callable receives the number of
+        samples completed after every kernel call.
+
+    Returns
+    -------
+    Simulation
+
+    Notes
+    -----
+    Memory is ``threads × x.size`` integers, independent of ``samples``.
+    A keep decision compares a 32-bit Philox word with ``round(q·2**32)``,
+    so the realised keep probability is within 2**-33 of ``q``
+    (:attr:`Simulation.effective_keep`).
+
+    Examples
+    --------
+    >>> import mcdrop
+    >>> sim = mcdrop.simulate([2, 4, 6, 8], keep=0.5, samples=10**6, seed=0)
+    >>> round(sim.layer_mean.mean, 2)
+    5.0
+    """
+    import numba
+
+    xa, pp, qq, n_samples, ss, start, t = _simulate_iv(
+        x, p, keep, samples, seed, start, threads
+    )
+    key = rng.key_from_seed(ss, rng.STREAM_MASK)
+    n = xa.size
+    T = t if t is not None else numba.get_num_threads()
+    npad = kernels.padded_length(n)
+    xpad = np.zeros(npad, dtype=np.float64)
+    xpad[:n] = xa.ravel()
+    counts, hist, limbs = kernels.new_accumulators(n, T)
+    thr = rng.keep_threshold(qq)
+
+    stop = start + n_samples
+    grid = trace_grid(start, stop)
+    per_batch = max(1, min(kernels.MAX_BATCH_PER_THREAD, _DRAWS_PER_THREAD_BATCH // max(n, 1)) * T)
+    bar = None
+    callback = progress if callable(progress) else None
+    if progress is True:
+        from ._progress import make_bar
+
+        bar = make_bar(total=n_samples, desc="simulate", unit="sample")
+        callback = bar.update
+
+    z1 = 0
+    z2 = 0
+    trace_t, trace_z1, trace_z2 = [], [], []
+    t0 = time.perf_counter()
+    old_threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(T)
+        pos = start
+        gi = 0
+        while pos < stop:
+            nxt = min(stop, pos + per_batch)
+            while gi < len(grid) and grid[gi] <= pos:
+                gi += 1
+            if gi < len(grid) and grid[gi] < nxt:
+                nxt = grid[gi]
+            kernels.run_inverted_batch(xpad, n, thr, key, pos, nxt - pos, counts, hist, limbs)
+            for ti in range(T):
+                z1 += limbs_to_int(limbs[ti, 0])
+                z2 += limbs_to_int(limbs[ti, 1])
+            if gi < len(grid) and grid[gi] == nxt:
+                trace_t.append(nxt)
+                trace_z1.append(z1)
+                trace_z2.append(z2)
+            if callback is not None:
+                callback(nxt - pos)
+            pos = nxt
+    finally:
+        numba.set_num_threads(old_threads)
+        if bar is not None:
+            bar.close()
+    elapsed = time.perf_counter() - t0
+
+    return Simulation(
+        x=xa,
+        p=pp,
+        q=qq,
+        samples=n_samples,
+        start=start,
+        keep_counts=counts.sum(axis=0)[:n].reshape(xa.shape),
+        keep_count_hist=hist.sum(axis=0),
+        layer_sum_z=z1,
+        layer_sumsq_z=z2,
+        trace_t=tuple(trace_t),
+        trace_sum_z=tuple(trace_z1),
+        trace_sumsq_z=tuple(trace_z2),
+        key=(int(key[0]), int(key[1])),
+        seed_entropy=ss.entropy,
+        seed_spawn_key=tuple(ss.spawn_key),
+        info={"threads": T, "elapsed_s": elapsed},
+    )
