@@ -1,18 +1,29 @@
-"""Progress bars on stderr (tqdm), silent when stderr is not a terminal."""
+"""Progress bars on stderr (tqdm), silent when stderr is not a terminal.
+
+Long ``verify``/``audit`` runs show a bar with the work done and its rate
+(mask draws per second); ``--quiet`` turns it off, and so does a stderr that
+is not a TTY (CI logs, pipes), so logs never fill with carriage returns.
+"""
 
 from __future__ import annotations
 
 import sys
 
+__all__ = ["make_bar"]
+
 
 class _NullBar:
+    """A bar that does nothing (the off switch)."""
+
+    disable = True
+
     def update(self, n: int = 1) -> None:
         pass
 
     def close(self) -> None:
         pass
 
-    def set_postfix_str(self, s: str) -> None:
+    def set_postfix_str(self, s: str, refresh: bool = True) -> None:
         pass
 
     def __enter__(self):
@@ -22,14 +33,42 @@ class _NullBar:
         self.close()
 
 
-def make_bar(total: int, desc: str, unit: str = "sample", *, enabled: bool | None = None):
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (AttributeError, ValueError):  # closed or odd streams
+        return False
+
+
+def make_bar(total: int, desc: str, unit: str = "sample", *, enabled: bool | None = None,
+             file=None):
     """A tqdm bar on stderr showing items per second, or a no-op bar.
 
-    ``enabled=None`` shows the bar only when stderr is a TTY.
+    Parameters
+    ----------
+    total : int
+        Units of work expected (e.g. mask draws).
+    desc : str
+        Label in front of the bar.
+    unit : str, default "sample"
+        Name of one unit; the rate reads ``<k><unit>/s`` with SI prefixes
+        (e.g. ``1.2Gdraw/s``).
+    enabled : bool or None, default None
+        ``True`` always shows the bar, ``False`` never; ``None`` shows it
+        only when the output stream is a TTY.
+    file : file-like, optional
+        Where to draw (default ``sys.stderr``, looked up at call time).
+
+    Returns
+    -------
+    tqdm.tqdm or a no-op bar
+        Both have ``update(n)``, ``close()``, ``set_postfix_str(s)`` and
+        work as context managers.
     """
+    stream = sys.stderr if file is None else file
     if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
+        enabled = _isatty(stream)
+    if not enabled or stream is None:
         return _NullBar()
     from tqdm import tqdm
 
@@ -38,7 +77,9 @@ def make_bar(total: int, desc: str, unit: str = "sample", *, enabled: bool | Non
         desc=desc,
         unit=unit,
         unit_scale=True,
-        file=sys.stderr,
+        file=stream,
         dynamic_ncols=True,
         leave=False,
+        mininterval=0.2,
+        smoothing=0.1,
     )

@@ -92,7 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--no-controls", action="store_true", help="skip the negative controls")
     v.add_argument("--alpha", type=float, default=1e-6, help="family-wise false-alarm bound (default 1e-6)")
     v.add_argument("--threads", type=int, help="Numba threads (results do not depend on it)")
+    v.add_argument("--variant", choices=("inverted", "standard", "gaussian", "alpha", "dropconnect"),
+                   default="inverted", help="dropout variant whose laws are checked (default inverted)")
+    v.add_argument("--structure", choices=("element", "channel", "sample"), default="element",
+                   help="independent unit of the mask: element, channel (one per (n, c)) or sample (DropPath)")
+    v.add_argument("--all", action="store_true",
+                   help="run every per-law script (seed example, p sweep, variants, regularization, inference "
+                        "gap) and write their PDF sections into reports/")
+    v.add_argument("--smoke", action="store_true", help="with --all: small budgets (a smoke test in seconds)")
     _add_common(v, report_default="reports/verify.pdf")
+    v.add_argument("--timestamp", action="store_true",
+                   help="print the rendering date in the PDF (default: no date, so reports are reproducible)")
 
     pl = sub.add_parser(
         "plan",
@@ -118,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("result", metavar="RESULT.json")
     r.add_argument("-o", "--output", metavar="PATH", help="PDF path (default: RESULT.pdf)")
+    r.add_argument("--timestamp", action="store_true",
+                   help="print the rendering date in the PDF (default: no date, so reports are reproducible)")
     r.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     r.add_argument("--json", metavar="PATH", help=argparse.SUPPRESS)
 
@@ -136,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", metavar="PATH", help="also write the measurements as JSON to PATH")
     b.add_argument("--quiet", action="store_true")
 
+    from . import _cli_audit
+
+    _cli_audit.add_parser(sub, _add_common, _count, _shape)
     return parser
 
 
@@ -148,22 +163,31 @@ def _write_json(path, payload: dict) -> None:
 def _cmd_verify(args) -> int:
     from .verification import verify
 
-    if args.report and not args.no_report:
-        from .report._io import check_writable
+    if args.all:
+        from .law_suite import run_all
 
-        check_writable(args.report)
+        done = run_all("reports", seed=args.seed, alpha=args.alpha, quick=args.smoke, threads=args.threads,
+                       progress=not args.quiet)
+        return EXIT_PASS if all(r.passed for r, _, _ in done.values()) else EXIT_FAIL
+
+    from .report._io import check_writable
+
+    if args.report and not args.no_report:
+        check_writable(args.report)  # fail before the run, not after it
+    if args.json:
+        check_writable(args.json)
     res = verify(
         x=args.x, p=args.p, keep=args.keep, samples=args.samples, alpha=args.alpha,
         seed=args.seed, threads=args.threads, sweep=not args.no_sweep,
         controls=not args.no_controls, sweep_samples=args.sweep_samples,
-        progress=not args.quiet,
+        progress=not args.quiet, variant=args.variant, structure=args.structure,
     )
     print(res)
     if args.json:
         res.to_json(args.json)
         print(f"\nJSON written to {args.json}")
     if args.report and not args.no_report:
-        res.to_pdf(args.report)
+        res.to_pdf(args.report, timestamp=args.timestamp)
         print(f"PDF report written to {args.report}")
     return EXIT_PASS if res.passed else EXIT_FAIL
 
@@ -184,7 +208,9 @@ def _cmd_report(args) -> int:
 
     d = load_result(args.result)
     out = args.output or str(Path(args.result).with_suffix(".pdf"))
-    render(d, out)
+    if Path(out).resolve() == Path(args.result).resolve():
+        raise UsageError(f"the output {out!r} is the input JSON; give another -o PATH.")
+    render(d, out, timestamp=args.timestamp)
     print(f"PDF report written to {out}")
     return EXIT_PASS
 
@@ -210,6 +236,9 @@ def main(argv=None) -> int:
         parser.print_help()
         return EXIT_USAGE
     handlers = {"verify": _cmd_verify, "plan": _cmd_plan, "report": _cmd_report, "bench": _cmd_bench}
+    from . import _cli_audit
+
+    handlers["audit"] = _cli_audit.run
     try:
         return handlers[args.command](args)
     except (ValueError, TypeError, UsageError, ImportError) as exc:

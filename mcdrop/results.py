@@ -129,6 +129,17 @@ class CheckResult:
         """True unless the check failed (an inconclusive check did not fail)."""
         return self.verdict != "fail"
 
+    def __eq__(self, other):
+        # ``check == "pass"`` compares the verdict, so a test can write
+        # ``assert check == "pass"`` and get mcdrop's explanation on failure.
+        if isinstance(other, str):
+            return self.verdict == other
+        if not isinstance(other, CheckResult):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
     def __str__(self) -> str:
         parts = [f"{self.name}: {self.verdict.upper()}"]
         if self.estimate is not None:

@@ -121,6 +121,8 @@ class VerifyResult:
     simulations: dict
     elapsed_s: float
     environment: dict = field(default_factory=dict)
+    variant: str = "inverted"
+    structure: str = "element"
 
     @property
     def rows(self) -> list[VerifyRow]:
@@ -192,22 +194,41 @@ class VerifyResult:
             "environment": self.environment,
             "sections": [s.to_dict() for s in self.sections],
             "simulations": {k: v.to_dict() for k, v in self.simulations.items()},
+            **(
+                {"variant": self.variant, "structure": self.structure}
+                if (self.variant, self.structure) != ("inverted", "element")
+                else {}
+            ),
         }
 
-    def to_json(self, path=None, *, indent: int | None = 1) -> str:
-        """JSON text of :meth:`to_dict`; also written to ``path`` if given."""
-        text = json.dumps(self.to_dict(), indent=indent)
+    def to_json(self, path=None, *, indent: int | None = None) -> str:
+        """JSON text of :meth:`to_dict`; also written to ``path`` if given.
+
+        Compact by default (no indentation, no spaces after separators): the
+        per-element keep counts and exact sums make up most of the text.
+        ``mcdrop report`` renders the PDF from it later.
+        """
+        seps = (",", ":") if indent is None else None
+        text = json.dumps(self.to_dict(), indent=indent, separators=seps)
         if path is not None:
             from .report._io import atomic_write_text
 
             atomic_write_text(path, text)
         return text
 
-    def to_pdf(self, path) -> None:
-        """Write the PDF report (verdict table first, then the plots)."""
+    def to_pdf(self, path, *, timestamp: bool = False) -> None:
+        """Write the PDF report (verdict table first, then the plots).
+
+        ``timestamp=True`` adds the rendering date; without it the same
+        result always gives the same PDF bytes.
+        """
+        if (self.variant, self.structure) != ("inverted", "element"):
+            from .report.laws_report import render_variant_verify
+
+            return render_variant_verify(self.to_dict(), path, timestamp=timestamp)
         from .report import render_verify
 
-        render_verify(self.to_dict(), path)
+        render_verify(self.to_dict(), path, timestamp=timestamp)
 
 
 def sweep_input(shape=DEFAULT_SWEEP_SHAPE, seed=None) -> np.ndarray:
@@ -272,8 +293,11 @@ def verify(
     sweep_samples: int | None = None,
     sweep_shape=None,
     progress: bool = False,
+    variant: str = "inverted",
+    structure: str = "element",
+    weight=None,
 ) -> VerifyResult:
-    """Verify inverted dropout's laws on the reference kernels.
+    """Verify inverted dropout's laws (or another variant's) on the reference kernels.
 
     Parameters
     ----------
@@ -300,6 +324,18 @@ def verify(
         Shape of the sweep input (default (32, 256)).
     progress : bool, default False
         Show a progress bar (stderr, TTY only).
+    variant : {"inverted", "standard", "gaussian", "alpha", "dropconnect"}, default "inverted"
+        The dropout variant whose laws are checked (see :mod:`mcdrop.variants`).
+        Anything but the default runs :func:`mcdrop.variant_checks.verify_variant`:
+        the same sections (main input, p sweep, negative controls — wrong laws
+        such as AlphaDropout with ``b = 0`` or Gaussian variance ``p``) with
+        each variant's default inputs.
+    structure : {"element", "channel", "sample"}, default "element"
+        The independent unit of the mask: per element, per ``(n, c)`` channel
+        (``x`` of shape ``(N, C, *spatial)``) or per sample (DropPath, ``x``
+        of shape ``(N, *rest)``).
+    weight : array_like, optional
+        DropConnect only: the ``(out, in)`` weight matrix (give ``x`` too).
 
     Returns
     -------
@@ -314,6 +350,15 @@ def verify(
     >>> res.passed
     True
     """
+    if (variant, structure) != ("inverted", "element") or weight is not None:
+        from .variant_checks import verify_variant
+
+        return verify_variant(
+            x, p, keep=keep, variant=variant, structure=structure, weight=weight,
+            samples=samples, alpha=alpha, seed=seed, threads=threads, sweep=sweep,
+            controls=controls, sweep_samples=sweep_samples, sweep_shape=sweep_shape,
+            progress=progress,
+        )
     x0, p0, q0, n0, alpha, ss, threads, ns, shape = _verify_iv(
         x, p, keep, samples, alpha, seed, threads, sweep_samples, sweep_shape
     )

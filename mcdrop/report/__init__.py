@@ -2,38 +2,108 @@
 
 Every renderer takes the ``to_dict()`` of a result (or the same JSON loaded
 from disk), so ``mcdrop report RESULT.json`` re-renders exactly what a run
-wrote.
+wrote.  Reports are deterministic: the same result gives the same PDF bytes
+unless ``timestamp=True`` asks for the rendering date.
 """
 
 from __future__ import annotations
 
-__all__ = ["render_verify", "render", "load_result"]
+__all__ = ["render", "render_verify", "render_audit", "load_result", "validate_result"]
 
 
-def render_verify(result: dict, path) -> None:
-    """Write the PDF report of a :func:`mcdrop.verify` result dict to ``path``."""
-    from .verify_report import render_verify as _render
+def render_verify(result: dict, path, *, timestamp: bool = False) -> None:
+    """Write the PDF report of a :func:`mcdrop.verify` result dict to ``path``.
 
-    _render(result, path)
+    Parameters
+    ----------
+    result : dict
+        ``VerifyResult.to_dict()`` or the same JSON loaded from disk.
+    path : str or path-like
+        Output PDF (written atomically: never left partial).
+    timestamp : bool, default False
+        Add the rendering date (page 1 and PDF metadata).
+    """
+    return render(result, path, timestamp=timestamp, _expect="mcdrop.VerifyResult")
+
+
+def render_audit(result: dict, path, *, timestamp: bool = False) -> None:
+    """Write the PDF report of a :func:`mcdrop.audit` result dict to ``path``.
+
+    Parameters
+    ----------
+    result : dict
+        ``AuditReport.to_dict()`` or the same JSON loaded from disk.
+    path : str or path-like
+        Output PDF (written atomically: never left partial).
+    timestamp : bool, default False
+        Add the rendering date (page 1 and PDF metadata).
+    """
+    return render(result, path, timestamp=timestamp, _expect="mcdrop.AuditReport")
 
 
 def load_result(path) -> dict:
-    """Load and validate a result JSON written by mcdrop."""
+    """Load and validate a result JSON written by mcdrop.
+
+    Raises
+    ------
+    ValueError
+        If the file is missing, not JSON, not an mcdrop result, from another
+        mcdrop version, or lacks fields the report needs.
+    """
     from .loading import load_result as _load
 
     return _load(path)
 
 
-def render(result: dict, path) -> None:
-    """Render any mcdrop result dict (dispatching on its ``type``)."""
-    kind = result.get("type") if isinstance(result, dict) else None
-    if kind == "mcdrop.VerifyResult":
-        return render_verify(result, path)
-    if kind == "mcdrop.AuditReport":
-        from .audit_report import render_audit
+def validate_result(result: dict, source: str = "result") -> dict:
+    """Check a result dict before rendering (see :mod:`mcdrop.report.loading`)."""
+    from .loading import validate_result as _validate
 
-        return render_audit(result, path)
-    raise ValueError(
-        f"cannot render a result of type {kind!r}; expected 'mcdrop.VerifyResult' "
-        f"or 'mcdrop.AuditReport'."
-    )
+    return _validate(result, source)
+
+
+def render(result: dict, path, *, timestamp: bool = False, _expect: str | None = None) -> None:
+    """Render any mcdrop result dict to a PDF, dispatching on its ``type``.
+
+    Parameters
+    ----------
+    result : dict
+        ``to_dict()`` of a VerifyResult, an AuditReport or a LawSuiteResult
+        (or its JSON).  A VerifyResult of another variant or structure and
+        a LawSuiteResult go to :mod:`mcdrop.report.laws_report`.
+    path : str or path-like
+        Output PDF.  Its directory is created if needed; the file is written
+        to a temporary name and moved into place only when complete.
+    timestamp : bool, default False
+        Add the rendering date (page 1 and PDF metadata).
+
+    Raises
+    ------
+    ValueError
+        If ``result`` is not a complete mcdrop result of this version, or
+        ``path`` cannot be written.
+    """
+    from .loading import validate_result as _validate
+
+    _validate(result)
+    kind = result["type"]
+    if _expect is not None and kind != _expect:
+        raise ValueError(f"expected a {_expect} record; got {kind!r}.")
+    if kind == "mcdrop.VerifyResult":
+        if (result.get("variant", "inverted"), result.get("structure", "element")) != ("inverted", "element"):
+            from .laws_report import render_variant_verify as _render
+        else:
+            from .verify_report import render_verify as _render
+    elif kind == "mcdrop.LawSuiteResult":
+        from .laws_report import render_law_suite as _render
+    else:
+        from .audit_report import render_audit as _render
+    try:
+        _render(result, path, timestamp=timestamp)
+    except (KeyError, IndexError, TypeError) as exc:
+        # A field the validation does not cover is missing or of the wrong
+        # type; the temporary PDF is already gone (atomic_path).
+        raise ValueError(
+            f"the {kind} record is malformed and cannot be rendered "
+            f"({type(exc).__name__}: {exc}); re-create it with this mcdrop version."
+        ) from exc

@@ -1,16 +1,67 @@
-"""Page layout shared by the reports: A4 portrait, readable fonts, red failures."""
+"""Page layout shared by the reports: A4 portrait, readable fonts, red failures.
+
+Every report is a sequence of A4 pages built with these helpers:
+
+- :func:`pdf_pages` opens the PDF (deterministic metadata, fonts embedded as
+  TrueType so the text can be searched and extracted) and numbers the pages;
+- :func:`summary_block` draws page 1 (title, overall verdict, what was
+  tested, the start of the verdict table) and :func:`verdict_table_pages`
+  continues the table;
+- :func:`new_page` and :func:`grid_page` give a titled page with one or
+  several axes; :func:`header` places a title and a wrapped subtitle and
+  returns the height they used, so nothing overlaps;
+- :func:`missing_panel` says on the page why a plot could not be drawn.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import textwrap
 
-__all__ = ["pdf_pages", "new_page", "summary_block", "verdict_table_pages", "fmt_num", "fmt_interval"]
+__all__ = [
+    "pdf_pages",
+    "new_page",
+    "grid_page",
+    "header",
+    "text_lines",
+    "text_height",
+    "missing_panel",
+    "finish_page",
+    "summary_block",
+    "verdict_table_pages",
+    "findings_pages",
+    "date_line",
+    "fmt_num",
+    "fmt_pvalue",
+    "fmt_interval",
+    "COLORS",
+]
 
 A4 = (8.27, 11.69)
-ROWS_FIRST_PAGE = 26
-ROWS_PER_PAGE = 48
-_COLORS = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#9a6700"}
+ROWS_FIRST_PAGE = 30
+ROWS_PER_PAGE = 52
+COLORS = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#9a6700", "expected": "#57606a"}
+_COLORS = COLORS  # backwards-compatible alias
+
+#: Matplotlib settings of every report page: TrueType fonts (text stays
+#: searchable), sizes readable on paper, no randomness in the output.
+RC = {
+    "pdf.fonttype": 42,
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "legend.framealpha": 0.9,
+    "axes.grid": False,
+    "svg.hashsalt": "mcdrop",
+    "path.simplify": True,
+}
+
+_MONO = "DejaVu Sans Mono"
+_LINE = 1.0 / 72 / A4[1]  # one point as a fraction of the page height
 
 
 def _mpl():
@@ -22,31 +73,177 @@ def _mpl():
     return plt
 
 
+class _Pages:
+    """A PdfPages that stamps a footer (report name and page number) on each page."""
+
+    def __init__(self, pdf, footer: str):
+        self._pdf = pdf
+        self._footer = footer
+        self.pages = 0
+
+    def savefig(self, fig, **kw) -> None:
+        self.pages += 1
+        fig.text(0.5, 0.012, f"{self._footer}  ·  page {self.pages}", ha="center", va="bottom",
+                 fontsize=7, color="#57606a")
+        self._pdf.savefig(fig, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self._pdf, name)
+
+
 @contextlib.contextmanager
-def pdf_pages(path, *, title: str):
-    """A PdfPages with deterministic metadata (no creation date)."""
+def pdf_pages(path, *, title: str, timestamp: bool = False):
+    """Open a multi-page PDF with deterministic metadata.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Where to write (callers pass the temporary path of
+        :func:`mcdrop.report._io.atomic_path`).
+    title : str
+        The document title (PDF metadata and page footers).
+    timestamp : bool, default False
+        Record the creation date in the metadata.  Off by default, so the
+        same result always gives the same bytes.
+
+    Yields
+    ------
+    object
+        Behaves like :class:`matplotlib.backends.backend_pdf.PdfPages`;
+        ``savefig(fig)`` also stamps the footer and page number.
+    """
     _mpl()
+    import matplotlib
     from matplotlib.backends.backend_pdf import PdfPages
 
-    with PdfPages(
-        path,
-        metadata={"Title": title, "Creator": "mcdrop", "Producer": "mcdrop", "CreationDate": None},
-    ) as pdf:
-        yield pdf
+    from .. import __version__
+
+    created = None
+    if timestamp:
+        import datetime
+
+        created = datetime.datetime.now(datetime.timezone.utc)
+    meta = {"Title": title, "Creator": f"mcdrop {__version__}", "Producer": "mcdrop (matplotlib)",
+            "CreationDate": created}
+    with matplotlib.rc_context(RC):
+        with PdfPages(path, metadata=meta) as pdf:
+            yield _Pages(pdf, f"{title} (mcdrop {__version__})")
+
+
+def finish_page(pdf, fig) -> None:
+    """Save ``fig`` as the next page of ``pdf`` and close it."""
+    pdf.savefig(fig)
+    _mpl().close(fig)
+
+
+def header(fig, title: str, subtitle: str = "", *, top: float = 0.975, width: int = 100) -> float:
+    """Draw a page title and a wrapped subtitle; return the y just below them.
+
+    Heights are computed from the font sizes, so the subtitle never runs
+    into the title whatever its length.
+    """
+    fig.text(0.5, top, title, ha="center", va="top", fontsize=14, weight="bold")
+    y = top - 14 * 1.45 * _LINE
+    if subtitle:
+        lines = []
+        for para in str(subtitle).split("\n"):
+            lines += textwrap.wrap(para, width) or [""]
+        fig.text(0.5, y, "\n".join(lines), ha="center", va="top", fontsize=9, linespacing=1.35)
+        y -= len(lines) * 9 * 1.35 * _LINE
+    return y - 0.008
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines = []
+    for para in str(text).split("\n"):
+        lines += textwrap.wrap(para, width) or [""]
+    return lines
+
+
+def text_height(text: str, *, width: int = 100, fontsize: float = 9) -> float:
+    """Height (figure fraction) :func:`text_lines` uses for ``text``."""
+    return len(_wrap(text, width)) * fontsize * 1.3 * _LINE + 0.004
+
+
+def text_lines(fig, x: float, y: float, text: str, *, width: int = 100, fontsize: float = 9,
+               color: str = "black", weight: str = "normal", family: str | None = None,
+               indent: float = 0.0) -> float:
+    """Draw ``text`` wrapped to ``width`` characters from (x, y) down; return the next y."""
+    lines = _wrap(text, width)
+    fig.text(x + indent, y, "\n".join(lines), ha="left", va="top", fontsize=fontsize,
+             color=color, weight=weight, linespacing=1.3, **({"family": family} if family else {}))
+    return y - len(lines) * fontsize * 1.3 * _LINE - 0.004
 
 
 def new_page(title: str, subtitle: str = ""):
-    """A4 figure with one axes, a title and a wrapped explanatory subtitle."""
+    """An A4 figure with a title, a wrapped subtitle and one axes (upper half).
+
+    Returns
+    -------
+    fig, ax
+    """
     plt = _mpl()
     fig = plt.figure(figsize=A4)
-    fig.suptitle(title, fontsize=14, y=0.975)
-    if subtitle:
-        fig.text(0.5, 0.935, textwrap.fill(subtitle, 100), ha="center", va="top", fontsize=9)
-    ax = fig.add_axes([0.12, 0.42, 0.82, 0.46])
+    y = header(fig, title, subtitle)
+    top = y - 0.03
+    ax = fig.add_axes([0.12, max(top - 0.46, 0.08), 0.82, min(0.46, top - 0.08)])
     return fig, ax
 
 
+def grid_page(title: str, subtitle: str = "", nrows: int = 1, ncols: int = 1, *,
+              bottom: float = 0.07, hspace: float = 0.45, wspace: float = 0.3,
+              height_ratios=None, left: float = 0.1, right: float = 0.95, top_pad: float = 0.035):
+    """An A4 figure with a title, a wrapped subtitle and a grid of axes below them.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    axes : 2-D ndarray of Axes, shape ``(nrows, ncols)``
+    """
+    import numpy as np
+
+    plt = _mpl()
+    fig = plt.figure(figsize=A4)
+    y = header(fig, title, subtitle)
+    gs = fig.add_gridspec(nrows, ncols, left=left, right=right, bottom=bottom, top=y - top_pad,
+                          hspace=hspace, wspace=wspace, height_ratios=height_ratios)
+    axes = np.empty((nrows, ncols), dtype=object)
+    for i in range(nrows):
+        for j in range(ncols):
+            axes[i, j] = fig.add_subplot(gs[i, j])
+    return fig, axes
+
+
+def missing_panel(ax, title: str, reason: str) -> None:
+    """Replace a plot by a framed note saying why it is not there."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for s in ax.spines.values():
+        s.set_linestyle("--")
+        s.set_color("#8c959f")
+    ax.set_title(title)
+    ax.text(0.5, 0.5, textwrap.fill(f"Not available: {reason}", 60), ha="center", va="center",
+            transform=ax.transAxes, fontsize=9, color="#57606a")
+
+
+def date_line(result: dict, timestamp: bool) -> str:
+    """The "Date" line of page 1.
+
+    With ``timestamp`` it gives the rendering date and the run time; without
+    it neither (both change from run to run, and the report must not).
+    """
+    if not timestamp:
+        return ("not recorded: reports are deterministic (same seed, same PDF); "
+                "`mcdrop report --timestamp` adds the date and the run time")
+    import datetime
+
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    took = result.get("elapsed_s")
+    return f"{now} (rendered)" + (f"; the run took {float(took):.1f} s" if took is not None else "")
+
+
 def fmt_num(v, digits: int = 7) -> str:
+    """A number with ``digits`` significant digits ('' for None, 'nan' for NaN)."""
     if v is None:
         return ""
     try:
@@ -58,96 +255,265 @@ def fmt_num(v, digits: int = 7) -> str:
     return f"{f:.{digits}g}"
 
 
-def fmt_interval(ci) -> str:
+def fmt_pvalue(v) -> str:
+    """A p-value with two significant digits ('<1e-300' for an underflowed 0 of a test)."""
+    if v is None:
+        return ""
+    f = float(v)
+    if f != f:
+        return "nan"
+    if f == 0:
+        return "0"
+    return f"{f:.2g}"
+
+
+def fmt_interval(ci, digits: int = 6) -> str:
+    """``[low, high]`` of an interval dict ('' if absent)."""
     if not ci:
         return ""
     lo, hi = ci.get("low"), ci.get("high")
     if lo is None or hi is None:
         return ""
-    return f"[{fmt_num(lo, 6)}, {fmt_num(hi, 6)}]"
+    return f"[{fmt_num(lo, digits)}, {fmt_num(hi, digits)}]"
 
 
+# ---------------------------------------------------------------------------
+# the verdict table
+# ---------------------------------------------------------------------------
+
+# (key, heading, width in characters)
 _COLS = [
-    ("section", 0.035, 26),
-    ("check", 0.255, 24),
-    ("estimate", 0.465, 12),
-    ("interval", 0.575, 24),
-    ("pvalue", 0.795, 8),
-    ("verdict", 0.865, 8),
+    ("section", "section", 22),
+    ("check", "check", 24),
+    ("estimate", "estimate", 11),
+    ("expected", "expected", 9),
+    ("interval", "interval", 24),
+    ("pvalue", "p-value", 8),
+    ("verdict", "verdict", 15),
 ]
+_TABLE_FS = 7.4
+_CHAR = 0.60205 * _TABLE_FS / 72 / A4[0]  # DejaVu Sans Mono advance (1233/2048 em), page fraction
 
 
-def _table(fig, rows, top: float, bottom: float = 0.04) -> None:
+def _cell_text(r: dict, key: str) -> str:
+    expect = r.get("expect", "pass")
+    if key == "estimate":
+        return fmt_num(r.get("estimate"), 6)
+    if key == "expected":
+        return fmt_num(r.get("expected"), 5)
+    if key == "interval":
+        return fmt_interval(r.get("interval"), 5)
+    if key == "pvalue":
+        return fmt_pvalue(r.get("pvalue"))
+    if key == "verdict":
+        v = str(r["verdict"]).upper()
+        if expect != "pass":
+            v += " (expected)" if r["verdict"] == expect else f" (exp. {expect})"
+        return v
+    return str(r.get(key, ""))
+
+
+def _row_color(r: dict) -> tuple[str, bool]:
+    expect = r.get("expect", "pass")
+    if r["verdict"] == "inconclusive" and expect == "pass":
+        return COLORS["inconclusive"], False
+    if r["verdict"] != expect:
+        return COLORS["fail"], True
+    if expect != "pass":
+        return COLORS["expected"], False
+    return COLORS.get(r["verdict"], "black"), False
+
+
+def _table(fig, rows, top: float, bottom: float = 0.035, *, row_h: float | None = None) -> float:
+    """Draw table rows from ``top`` down; return the y below the last row.
+
+    A row is one monospaced string (its plain cells) plus the coloured cells
+    (check, verdict) drawn over the blanks left for them: three text objects
+    per row instead of seven keeps rendering fast, and text extraction reads
+    each row as one line.
+    """
     n = max(len(rows), 1)
-    h = min(0.0185, (top - bottom) / (n + 1))
+    h = row_h if row_h is not None else min(0.0165, (top - bottom) / (n + 1.5))
+    cols = _COLS if any(r.get("section") for r in rows) else _COLS[1:]
+    gap = 2 if cols is _COLS else 5  # without the section column there is room to spare
+    x0 = 0.035
+    starts, c = [], 0
+    for _, _, w in cols:
+        starts.append(c)
+        c += w + gap
     y = top
-    heads = ["section", "check", "estimate", "interval", "p-value", "verdict"]
-    for (key, x, _), head in zip(_COLS, heads):
-        fig.text(x, y, head, fontsize=8, weight="bold", family="DejaVu Sans Mono", va="top")
-    y -= h * 1.2
+    fig.text(x0, y, "".join(head.ljust(w + gap) for _, head, w in cols), fontsize=_TABLE_FS,
+             weight="bold", family=_MONO, va="top")
+    y -= h * 1.25
+    fig.add_artist(_hline(fig, x0, x0 + (starts[-1] + cols[-1][2]) * _CHAR, y + 0.25 * h))
+    coloured = ("check", "verdict")
     for r in rows:
-        expect = r.get("expect", "pass")
-        unexpected = r["verdict"] != expect
-        color = _COLORS["fail"] if (r["verdict"] == "fail" and expect == "pass") or unexpected else (
-            _COLORS.get(r["verdict"], "black") if expect == "pass" else "#555555"
-        )
-        cells = {
-            "section": r.get("section", ""),
-            "check": r["check"],
-            "estimate": fmt_num(r.get("estimate")),
-            "interval": fmt_interval(r.get("interval")),
-            "pvalue": fmt_num(r.get("pvalue"), 2),
-            "verdict": r["verdict"].upper() + ("" if expect == "pass" else f" (exp. {expect})"),
-        }
-        for key, x, width in _COLS:
-            text = str(cells[key])
+        color, unexpected = _row_color(r)
+        cells = []
+        for key, _, width in cols:
+            text = _cell_text(r, key)
             if len(text) > width and key != "verdict":
                 text = text[: width - 1] + "~"
-            fig.text(
-                x, y, text, fontsize=7.2, family="DejaVu Sans Mono", va="top",
-                color=color if key in ("verdict", "check") or unexpected else "black",
-                weight="bold" if unexpected else "normal",
-            )
+            cells.append((key, text, width))
+        if unexpected:
+            fig.text(x0, y, "".join(t.ljust(w + gap) for _, t, w in cells), fontsize=_TABLE_FS,
+                     family=_MONO, va="top", color=color, weight="bold")
+        else:
+            base = "".join((" " * len(t) if k in coloured else t).ljust(w + gap) for k, t, w in cells)
+            fig.text(x0, y, base.rstrip(), fontsize=_TABLE_FS, family=_MONO, va="top", color="black")
+            for (k, t, _), st in zip(cells, starts):
+                if k in coloured and t:
+                    fig.text(x0 + st * _CHAR, y, t, fontsize=_TABLE_FS, family=_MONO, va="top",
+                             color=color, weight="bold" if k == "verdict" else "normal")
         y -= h
+    return y
 
 
-def summary_block(pdf, *, title: str, verdict: str, verdict_note: str, lines, rows) -> None:
-    """Page 1: title, overall verdict, what was tested, and the start of the table."""
+def _hline(fig, x0, x1, y):
+    from matplotlib.lines import Line2D
+
+    return Line2D([x0, x1], [y, y], transform=fig.transFigure, color="#8c959f", lw=0.6)
+
+
+_LEGEND = ("Red, bold: an unexpected outcome (a law that failed, or a negative control that "
+           "was not detected).  Grey 'FAIL (expected)': a negative control (a deliberately broken "
+           "scale) that was detected, as it must be.  Intervals hold simultaneously for the whole "
+           "family at level 1 - alpha (Bonferroni); p-values are per check, judged with Holm.")
+
+
+def summary_block(pdf, *, title: str, verdict: str, verdict_note: str, lines, rows,
+                  legend: str | None = None, max_rows: int | None = None) -> int:
+    """Page 1: title, overall verdict, what was tested, and the start of the table.
+
+    Parameters
+    ----------
+    pdf
+        From :func:`pdf_pages`.
+    title : str
+        Report title.
+    verdict : {"pass", "fail", "inconclusive"}
+        Overall verdict (drawn large, in its colour).
+    verdict_note : str
+        One line under the verdict.
+    lines : sequence of (label, text)
+        The "what was tested" block.
+    rows : sequence of dict
+        Table rows: ``check``, ``verdict`` and optionally ``section``,
+        ``estimate``, ``expected``, ``interval`` (dict with low/high),
+        ``pvalue``, ``expect`` ("pass", or "fail" for a negative control).
+    legend : str, optional
+        Text under the table (default: what the colours mean).
+    max_rows : int, optional
+        At most this many rows on page 1 (default ``ROWS_FIRST_PAGE``).
+
+    Returns
+    -------
+    int
+        How many rows page 1 holds; pass it as ``skip`` to
+        :func:`verdict_table_pages`.
+    """
     plt = _mpl()
     fig = plt.figure(figsize=A4)
-    fig.text(0.5, 0.965, title, ha="center", va="top", fontsize=15, weight="bold")
-    color = _COLORS.get(verdict, "black")
-    fig.text(0.5, 0.925, f"Overall verdict: {verdict.upper()}", ha="center", va="top",
+    fig.text(0.5, 0.97, title, ha="center", va="top", fontsize=15, weight="bold")
+    color = COLORS.get(verdict, "black")
+    fig.text(0.5, 0.935, f"Overall verdict: {str(verdict).upper()}", ha="center", va="top",
              fontsize=20, weight="bold", color=color)
-    fig.text(0.5, 0.893, verdict_note, ha="center", va="top", fontsize=10, color=color)
-    y = 0.86
+    y = text_lines(fig, 0.06, 0.9, verdict_note, width=92, fontsize=10, color=color)
+    y -= 0.006
     for label, text in lines:
-        wrapped = textwrap.wrap(str(text), 92) or [""]
         fig.text(0.06, y, f"{label}:", fontsize=8.8, weight="bold", va="top")
-        for j, w in enumerate(wrapped):
-            fig.text(0.2, y - j * 0.0155, w, fontsize=8.8, va="top")
-        y -= 0.0155 * len(wrapped) + 0.006
-    # failures first, then the rest
-    ordered = sorted(rows, key=lambda r: (r["verdict"] == r.get("expect", "pass"), ))
-    first = ordered[:ROWS_FIRST_PAGE]
-    fig.text(0.035, y - 0.01, "Verdict table (unexpected outcomes first; the full table follows)"
-             if len(ordered) > ROWS_FIRST_PAGE else "Verdict table",
-             fontsize=10, weight="bold", va="top")
-    _table(fig, first, top=y - 0.035)
-    pdf.savefig(fig)
-    plt.close(fig)
+        y = text_lines(fig, 0.215, y, str(text), width=88, fontsize=8.8) - 0.002
+    rows = list(rows)
+    cap = ROWS_FIRST_PAGE if max_rows is None else max_rows
+    legend = _LEGEND if legend is None else legend
+    legend_h = (len(textwrap.wrap(legend, 120)) + 1) * 7.5 * 1.3 * _LINE
+    room = y - 0.06 - 0.035 - legend_h
+    row_h = 0.0155
+    fit = max(int(room / row_h) - 2, 0)
+    first = rows[: min(cap, fit)]
+    more = len(rows) - len(first)
+    heading = "Verdict table" + (f" (rows 1-{len(first)} of {len(rows)}; continued on the next page)"
+                                 if more else "")
+    fig.text(0.035, y - 0.012, heading, fontsize=10, weight="bold", va="top")
+    y = _table(fig, first, top=y - 0.04, row_h=row_h)
+    text_lines(fig, 0.035, y - 0.006, legend, width=120, fontsize=7.5, color="#57606a")
+    finish_page(pdf, fig)
+    return len(first)
 
 
-def verdict_table_pages(pdf, rows, *, first_page_done: bool) -> None:
-    """The full verdict table, in order, over as many pages as it needs."""
+def verdict_table_pages(pdf, rows, *, first_page_done: bool, skip: int | None = None,
+                        legend: str | None = None) -> None:
+    """Continue the verdict table over as many pages as it needs.
+
+    Parameters
+    ----------
+    pdf
+        From :func:`pdf_pages`.
+    rows : sequence of dict
+        The whole table (as given to :func:`summary_block`).
+    first_page_done : bool
+        Page 1 already shows the first rows; skip them.
+    skip : int, optional
+        How many rows page 1 shows (the return value of
+        :func:`summary_block`); default ``ROWS_FIRST_PAGE``.
+    legend : str, optional
+        Text under the last page's table.
+    """
     plt = _mpl()
-    if first_page_done and len(rows) <= ROWS_FIRST_PAGE:
-        return
-    for start in range(0, len(rows), ROWS_PER_PAGE):
+    rows = list(rows)
+    start0 = (ROWS_FIRST_PAGE if skip is None else skip) if first_page_done else 0
+    legend = _LEGEND if legend is None else legend
+    for start in range(start0, len(rows), ROWS_PER_PAGE):
         chunk = rows[start : start + ROWS_PER_PAGE]
         fig = plt.figure(figsize=A4)
         fig.text(0.5, 0.975, f"Verdict table (rows {start + 1}-{start + len(chunk)} of {len(rows)})",
                  ha="center", va="top", fontsize=12, weight="bold")
-        _table(fig, chunk, top=0.94)
-        pdf.savefig(fig)
-        plt.close(fig)
+        y = _table(fig, chunk, top=0.94, row_h=0.0155)
+        if start + ROWS_PER_PAGE >= len(rows):
+            text_lines(fig, 0.035, y - 0.006, legend, width=120, fontsize=7.5, color="#57606a")
+        finish_page(pdf, fig)
+
+
+def findings_pages(pdf, entries, *, title: str = "Failures and what they usually mean",
+                   intro: str = "") -> None:
+    """Pages listing failed checks, each with its plain-language reading.
+
+    Parameters
+    ----------
+    pdf
+        From :func:`pdf_pages`.
+    entries : sequence of dict
+        ``heading`` (str), ``color`` (str), ``explanation`` (str) and
+        ``detail`` (str, the check's own detail line, shown in grey, after
+        ``detail_label``, default "Check detail: ").
+    title, intro : str
+        Page title and the paragraph under it.
+    """
+    plt = _mpl()
+    entries = list(entries)
+    i = 0
+    first = True
+    while i < len(entries) or first:
+        fig = plt.figure(figsize=A4)
+        y = header(fig, title if first else f"{title} (continued)", intro if first else "")
+        y -= 0.01
+        while i < len(entries):
+            e = entries[i]
+            need = (text_height(e["heading"], width=100, fontsize=9.5)
+                    + text_height(e.get("explanation", ""), width=108, fontsize=9)
+                    + text_height("Check detail: " + e.get("detail", ""), width=120, fontsize=7.8)
+                    + 0.012)
+            if y - need < 0.05 and not (first and i == 0):
+                break
+            y = text_lines(fig, 0.06, y, e["heading"], width=100, fontsize=9.5, weight="bold",
+                           color=e.get("color", "black"))
+            if e.get("explanation"):
+                y = text_lines(fig, 0.06, y, e["explanation"], width=108, fontsize=9, indent=0.02)
+            if e.get("detail"):
+                y = text_lines(fig, 0.06, y, e.get("detail_label", "Check detail: ") + e["detail"],
+                               width=120, fontsize=7.8, color="#57606a", indent=0.02)
+            y -= 0.012
+            i += 1
+            first = False
+        first = False
+        finish_page(pdf, fig)

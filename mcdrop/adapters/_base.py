@@ -1,0 +1,63 @@
+"""The adapter base class: a framework object turned into ``fn(x, training) -> ndarray``."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Adapter"]
+
+
+class Adapter:
+    """A callable ``fn(x, training) -> numpy.ndarray`` wrapping a framework object.
+
+    Besides being the audit protocol, an adapter *declares* what the wrapped
+    object claims, so :func:`mcdrop.audit` can take it from there when the
+    caller does not say:
+
+    Attributes
+    ----------
+    name : str
+        Readable name of the implementation (the report's ``target``).
+    p : float or None
+        The drop probability the object was built with, if known.
+    variant : str or None
+        ``"inverted"``, ``"alpha"`` or ``"gaussian"``.
+    structure : str or None
+        ``"element"``, ``"channel"`` or ``"sample"``.
+    default_shape : tuple or None
+        An input shape the object accepts (e.g. 4-D for ``Dropout2d``).
+    framework : str or None
+        ``"torch"``, ``"jax"``, ``"keras"``, ``"numpy"``.
+    framework_version : str or None
+    seed : int or None
+        Seed of the implementation's own randomness (set in
+        :meth:`rng_context`), so a run can be replayed.
+    """
+
+    name: str = "adapter"
+    p: float | None = None
+    variant: str | None = None
+    structure: str | None = None
+    default_shape: tuple | None = None
+    framework: str | None = None
+    framework_version: str | None = None
+    seed: int | None = None
+
+    def __call__(self, x: np.ndarray, training: bool) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def rng_context(self):
+        """Context manager seeding the implementation for one audit (default: nothing)."""
+        return contextlib.nullcontext()
+
+    def environment(self) -> dict[str, Any]:
+        """Framework name and version for the report."""
+        if self.framework is None:
+            return {}
+        return {"framework": self.framework, self.framework: self.framework_version}
+
+    def __repr__(self) -> str:
+        return f"<mcdrop adapter {self.name}>"

@@ -1,0 +1,142 @@
+"""JAX / Flax adapters -> ``fn(x, training)``.
+
+Needs the optional packages jax and flax (``pip install 'mcdrop[jax]'``).
+
+JAX randomness is explicit: :func:`jax_function` derives a fresh key for
+every call as ``fold_in(key(seed), call_index)`` (never the same key
+twice), and ``flax.nnx.Dropout`` draws from its own ``nnx.Rngs`` stream,
+seeded once by the adapter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable
+
+import numpy as np
+
+from ._base import Adapter
+from ._optional import require
+
+__all__ = ["JaxAdapter", "jax_function", "jax_bernoulli", "flax_dropout"]
+
+
+def _jax():
+    return require("jax", purpose="the JAX adapter")
+
+
+class JaxAdapter(Adapter):
+    """A JAX function or Flax module as ``fn(x, training) -> numpy.ndarray``."""
+
+    framework = "jax"
+
+    def __init__(self, call: Callable, *, name: str, p, variant=None, structure=None,
+                 default_shape=None, seed=None, reset: Callable | None = None):
+        jax = _jax()
+        self._call = call
+        self._reset = reset
+        self.name = name
+        self.p = p
+        self.variant = variant
+        self.structure = structure
+        self.default_shape = default_shape
+        self.seed = seed
+        self.framework_version = jax.__version__
+
+    def __call__(self, x: np.ndarray, training: bool) -> np.ndarray:
+        return np.asarray(self._call(x, bool(training)))
+
+    def rng_context(self):
+        """Restart the key stream from ``seed`` for each audit (replayable runs)."""
+        if self._reset is not None:
+            self._reset()
+        return contextlib.nullcontext()
+
+    def environment(self) -> dict:
+        env = super().environment()
+        try:
+            import flax
+
+            env["flax"] = flax.__version__
+        except ImportError:
+            pass
+        return env
+
+
+def jax_function(f: Callable, *, p: float | None = None, seed: int = 0, jit: bool = True,
+                 variant: str | None = None, structure: str | None = None,
+                 name: str | None = None) -> JaxAdapter:
+    """Wrap ``f(x, training, key) -> array``; each call gets a fresh key.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(x, training, key)``; ``training`` is a Python bool (static
+        under ``jit``).
+    p : float, optional
+        The drop probability ``f`` claims (declared for the audit).
+    seed : int, default 0
+        Key of call ``i`` is ``jax.random.fold_in(jax.random.key(seed), i)``.
+    jit : bool, default True
+        Compile ``f`` with ``jax.jit`` (``training`` static).
+    """
+    jax = _jax()
+    if not callable(f):
+        raise TypeError(f"`f` must be callable f(x, training, key); got {f!r}.")
+    g = jax.jit(f, static_argnums=1) if jit else f
+    base = jax.random.key(int(seed))
+    state = {"i": 0}
+
+    def call(x, training):
+        k = jax.random.fold_in(base, state["i"])
+        state["i"] += 1
+        return g(x, training, k)
+
+    def reset():
+        state["i"] = 0
+
+    if name is None:
+        name = f"jax:{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', 'f')}"
+    return JaxAdapter(call, name=name, p=p, variant=variant, structure=structure, seed=seed, reset=reset)
+
+
+def jax_bernoulli(p: float, *, seed: int = 0) -> JaxAdapter:
+    """Inverted dropout written with ``jax.random.bernoulli`` (a fresh key per call)."""
+    jax = _jax()
+    jnp = jax.numpy
+    q = 1.0 - float(p)
+
+    def f(x, training, key):
+        if not training or q == 1.0:
+            return x
+        if q == 0.0:
+            return jnp.zeros_like(x)
+        keep = jax.random.bernoulli(key, q, x.shape)
+        return jnp.where(keep, x / q, 0).astype(x.dtype)
+
+    return jax_function(f, p=float(p), seed=seed, variant="inverted", structure="element",
+                        name=f"jax.random.bernoulli dropout (p={p:g})")
+
+
+def flax_dropout(rate: float, *, seed: int = 0, broadcast_dims=(), name: str | None = None) -> JaxAdapter:
+    """Wrap ``flax.nnx.Dropout(rate)`` with its own ``nnx.Rngs(dropout=seed)`` stream.
+
+    ``broadcast_dims=(2, 3)`` on an (N, C, H, W) input gives channel dropout
+    (declared as ``structure="channel"``).
+    """
+    _jax()
+    nnx = require("flax.nnx", purpose="the Flax adapter")
+    state = {}
+
+    def build():
+        state["m"] = nnx.Dropout(rate, broadcast_dims=tuple(broadcast_dims), rngs=nnx.Rngs(dropout=seed))
+
+    build()
+
+    def call(x, training):
+        return state["m"](x, deterministic=not training)
+
+    structure = "channel" if tuple(broadcast_dims) else "element"
+    shape = (16, 32, 4, 4) if structure == "channel" else None
+    return JaxAdapter(call, name=name or f"flax.nnx.Dropout(rate={rate:g})", p=float(rate),
+                      variant="inverted", structure=structure, default_shape=shape, seed=seed, reset=build)

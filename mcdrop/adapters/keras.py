@@ -1,0 +1,86 @@
+"""Keras 3 adapter: ``keras.layers.Dropout`` / ``GaussianDropout`` -> ``fn(x, training)``.
+
+Needs the optional package keras (``pip install 'mcdrop[keras]'``, which
+also installs torch: mcdrop runs Keras on its torch backend).  If Keras is
+not imported yet and ``KERAS_BACKEND`` is unset, the adapter sets it to
+``"torch"`` before importing it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ._base import Adapter
+from ._optional import require
+
+__all__ = ["KerasAdapter", "keras_layer"]
+
+_LAWS = {
+    "Dropout": ("inverted", "element"),
+    "SpatialDropout1D": ("inverted", "channel"),
+    "SpatialDropout2D": ("inverted", "channel"),
+    "SpatialDropout3D": ("inverted", "channel"),
+    "GaussianDropout": ("gaussian", "element"),
+    "AlphaDropout": ("alpha", "element"),
+}
+
+
+def _keras():
+    import sys
+
+    if "keras" not in sys.modules:
+        os.environ.setdefault("KERAS_BACKEND", "torch")
+    return require("keras", purpose="the Keras adapter")
+
+
+class KerasAdapter(Adapter):
+    """A Keras layer as ``fn(x, training) -> numpy.ndarray``."""
+
+    framework = "keras"
+
+    def __init__(self, layer, *, name: str, p, variant, structure, seed):
+        keras = _keras()
+        self._layer = layer
+        self._keras = keras
+        self.name = name
+        self.p = p
+        self.variant = variant
+        self.structure = structure
+        self.seed = seed
+        self.framework_version = keras.__version__
+
+    def __call__(self, x: np.ndarray, training: bool) -> np.ndarray:
+        y = self._layer(x, training=bool(training))
+        if hasattr(y, "detach"):  # torch backend: skip keras' numpy conversion (and its warning)
+            return y.detach().cpu().numpy()
+        return np.asarray(self._keras.ops.convert_to_numpy(y))
+
+    def environment(self) -> dict:
+        env = super().environment()
+        env["keras_backend"] = self._keras.backend.backend()
+        return env
+
+
+def keras_layer(layer, rate: float | None = None, *, seed: int = 0, name: str | None = None) -> KerasAdapter:
+    """Wrap a Keras dropout layer (instance, or class built with ``rate`` and ``seed``).
+
+    ``keras.layers.Dropout`` -> inverted/element; ``GaussianDropout`` ->
+    gaussian; ``SpatialDropout*`` -> channel (channels-last layouts are not
+    the (N, C, ...) layout mcdrop's channel structure assumes, so declare
+    the structure yourself for those).
+    """
+    keras = _keras()
+    if isinstance(layer, type):
+        if not issubclass(layer, keras.layers.Layer):
+            raise TypeError(f"`layer` must be a keras Layer (class or instance); got {layer!r}.")
+        layer = layer(0.5 if rate is None else rate, seed=seed)
+    if not isinstance(layer, keras.layers.Layer):
+        raise TypeError(f"`layer` must be a keras Layer (class or instance); got {layer!r}.")
+    cls = type(layer).__name__
+    variant, structure = _LAWS.get(cls, (None, None))
+    r = getattr(layer, "rate", rate)
+    return KerasAdapter(layer, name=name or f"keras.layers.{cls}(rate={r:g})",
+                        p=float(r) if r is not None else None, variant=variant, structure=structure,
+                        seed=seed)

@@ -1,0 +1,427 @@
+"""Numba kernels for the dropout variants that the inverted kernel cannot serve.
+
+The Bernoulli-mask variants whose outputs take two values per element
+(standard, alpha, and any of them with channel or sample structure) need
+exactly what :mod:`mcdrop.kernels` already accumulates — integer keep counts
+per *unit* and the exact per-sample sums ``Σ_u W_u m_u`` — so
+:mod:`mcdrop.variant_sampling` runs that kernel on the unit weights.  This
+module adds the two that need more:
+
+* **Gaussian dropout** (:func:`run_gaussian_batch`): multiplicative noise
+  ``ε = 1 + σ z`` with ``z`` standard normal from the ``STREAM_NOISE`` key.
+* **DropConnect** (:func:`run_dropconnect_batch`): a mask per weight of
+  ``W`` (out × in) and exact per-output sums of ``y_i = Σ_j W_ij x_j m_ij / q``.
+
+Both follow the core's pattern: one ``prange`` iteration per thread, each
+with its own accumulators; every accumulator is an integer or an exact
+superaccumulator, so 1 vs 2 threads and any shard split give bit-identical
+results.  Memory is ``threads × units``, flat in the sample count.
+
+Gaussian noise layout (documented; a value depends only on key, sample, unit)
+----------------------------------------------------------------------------
+Unit ``u`` of sample ``s`` belongs to *pair* ``j = u // 2``.  The pair's four
+Philox words ``w0..w3 = philox(counter=(s_lo, s_hi, j_lo, j_hi), noise key)``
+give
+
+* a radius uniform ``u1 = (2 k + 1) 2**-53`` with the 52-bit
+  ``k = (w0 << 20) | (w1 >> 12)`` — in (0, 1), never 0, so
+  ``r = sqrt(−2 ln u1) <= 8.57``;
+* an angle ``θ = 2π t`` from the 64-bit word ``(w2 << 32) | w3``: its top two
+  bits pick the quadrant, the next 51 bits the position inside it;
+
+and Box–Muller gives ``z = r cos θ`` for even ``u`` and ``r sin θ`` for odd
+``u``.  ``ln``, ``sin`` and ``cos`` are evaluated with fixed polynomials
+(atanh series for ``ln`` on [√½, √2), Taylor series for sin/cos on
+[−π/4, π/4]) so that LLVM vectorises the loop without a vector math library;
+they agree with NumPy's ``log``/``cos``/``sin`` to a few ulp (tested).
+
+Finally ``z`` is rounded to the grid ``2**-26`` (``Z = rint(z · 2**26)``, an
+int64): the reference noise *is* this grid value ``z_q = Z 2**-26``, so the
+per-unit sums ``Σ Z`` and ``Σ Z²`` are integers (exact and mergeable) while
+the grid changes the noise variance by ``2**-52/12 ≈ 2e-17`` (relative) and
+its mean not at all (round-half-even is symmetric) — far below anything a
+Monte Carlo interval can resolve.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+from numba.cpython.unsafe.numbers import leading_zeros
+
+from .accumulators import NLIMBS, exact_add, exact_add_square, normalize_limbs
+from .kernels import LANES, MAX_BATCH_PER_THREAD, _FLUSH, _add_bytes, _fill_mask, _masked_sum, _sum_bytes
+from .rng import _MASK32, _SH32, _philox
+
+__all__ = [
+    "NOISE_GRID",
+    "run_gaussian_batch",
+    "new_gaussian_accumulators",
+    "gaussian_noise",
+    "run_dropconnect_batch",
+    "new_dropconnect_accumulators",
+    "MAX_GAUSSIAN_SAMPLES",
+]
+
+#: Gaussian noise is rounded to multiples of ``2**-NOISE_GRID_BITS``.
+NOISE_GRID_BITS = 26
+NOISE_GRID = 2.0**-NOISE_GRID_BITS
+_QUANT = 2.0**NOISE_GRID_BITS
+#: Per-unit ``Σ Z`` is an int64 with ``|Z| < 2**30``: at most 2**33 samples.
+MAX_GAUSSIAN_SAMPLES = 2**33
+
+_LN2 = math.log(2.0)
+_SQRT2 = math.sqrt(2.0)
+_SQRT1_2 = math.sqrt(0.5)
+_HALF_PI = math.pi / 2.0
+_M51 = np.uint64((1 << 51) - 1)
+_U1 = np.uint64(1)
+_U2 = np.uint64(2)
+_U11 = np.uint64(11)
+_U12 = np.uint64(12)
+_U20 = np.uint64(20)
+_U62 = np.uint64(62)
+_LO32 = np.int64(0xFFFFFFFF)
+
+# ---------------------------------------------------------------------------
+# Box–Muller with vectorisable polynomials
+# ---------------------------------------------------------------------------
+
+
+@nb.njit(inline="always", error_model="numpy", cache=True)
+def _ln_odd53(v):
+    """``ln(v · 2**-53)`` for an odd integer ``0 < v < 2**53`` (uint64).
+
+    ``v = m 2**e`` with ``m`` in [1, 2) from the leading-zero count (exact),
+    folded to [√½, √2); ``ln m = 2 atanh(s)``, ``s = (m − 1)/(m + 1)``,
+    ``|s| <= 0.1716``: the series to ``s**23`` is accurate to 1e-19.
+    """
+    lz = leading_zeros(v)
+    e = np.int64(63) - np.int64(lz)
+    m = np.float64(v << (np.uint64(lz) - _U11)) * 2.0**-52
+    big = m > _SQRT2
+    m = m * 0.5 if big else m
+    e = e + 1 if big else e
+    s = (m - 1.0) / (m + 1.0)
+    t = s * s
+    c = 1.0 / 23.0
+    c = c * t + 1.0 / 21.0
+    c = c * t + 1.0 / 19.0
+    c = c * t + 1.0 / 17.0
+    c = c * t + 1.0 / 15.0
+    c = c * t + 1.0 / 13.0
+    c = c * t + 1.0 / 11.0
+    c = c * t + 1.0 / 9.0
+    c = c * t + 1.0 / 7.0
+    c = c * t + 1.0 / 5.0
+    c = c * t + 1.0 / 3.0
+    return np.float64(e - 53) * _LN2 + (2.0 * s + 2.0 * s * t * c)
+
+
+@nb.njit(inline="always", error_model="numpy", cache=True)
+def _sincos_small(psi):
+    """``(sin ψ, cos ψ)`` for ``|ψ| <= π/4`` (Taylor to ψ**19 / ψ**18; error < 1e-18)."""
+    t = psi * psi
+    a = -1.0 / 121645100408832000.0
+    a = a * t + 1.0 / 355687428096000.0
+    a = a * t - 1.0 / 1307674368000.0
+    a = a * t + 1.0 / 6227020800.0
+    a = a * t - 1.0 / 39916800.0
+    a = a * t + 1.0 / 362880.0
+    a = a * t - 1.0 / 5040.0
+    a = a * t + 1.0 / 120.0
+    a = a * t - 1.0 / 6.0
+    c = 1.0 / 6402373705728000.0
+    c = c * t - 1.0 / 20922789888000.0
+    c = c * t + 1.0 / 87178291200.0
+    c = c * t - 1.0 / 479001600.0
+    c = c * t + 1.0 / 3628800.0
+    c = c * t - 1.0 / 40320.0
+    c = c * t + 1.0 / 720.0
+    c = c * t - 1.0 / 24.0
+    c = c * t + 0.5
+    return psi + psi * t * a, 1.0 - t * c
+
+
+@nb.njit(error_model="numpy", cache=True)
+def _fill_pair_words(vb, ab, npairs, slo, shi, k0, k1):
+    """Pass 1: the radius integer (odd, 53 bits) and the 64-bit angle of each pair."""
+    for j in range(npairs):
+        uj = np.uint64(j)
+        w0, w1, w2, w3 = _philox(slo, shi, uj & _MASK32, uj >> _SH32, k0, k1)
+        vb[j] = (((w0 << _U20) | (w1 >> _U12)) << _U1) | _U1
+        ab[j] = (w2 << _SH32) | w3
+
+
+@nb.njit(error_model="numpy", cache=True)
+def _box_muller(vb, ab, z0, z1, npairs):
+    """Pass 2: ``z0 = r cos θ``, ``z1 = r sin θ`` for every pair (vectorised)."""
+    for j in range(npairs):
+        r = math.sqrt(-2.0 * _ln_odd53(vb[j]))
+        a = ab[j]
+        quad = a >> _U62
+        fi = ((a >> _U11) & _M51) * _U2 + _U1  # odd, < 2**52
+        psi = (np.float64(fi) * 2.0**-52 - 0.5) * _HALF_PI  # angle in the quadrant − π/4
+        s, c = _sincos_small(psi)
+        cphi = (c - s) * _SQRT1_2  # cos(ψ + π/4)
+        sphi = (s + c) * _SQRT1_2  # sin(ψ + π/4)
+        odd = (quad & _U1) != 0
+        neg = (quad & _U2) != 0
+        cq = -sphi if odd else cphi
+        sq = cphi if odd else sphi
+        cq = -cq if neg else cq
+        sq = -sq if neg else sq
+        z0[j] = r * cq
+        z1[j] = r * sq
+
+
+@nb.njit(fastmath={"reassoc", "nsz"}, error_model="numpy", cache=True)
+def _accumulate_noise(z, w, valid, acc_sum, acc_lo, acc_hi):
+    """Pass 3 for one half of the pairs: quantise, add the integer sums, return
+    ``(Σ w z_q, Σ z_q**3, Σ z_q**4)`` over the valid slots (fixed-order reduction)."""
+    t = 0.0
+    v3 = 0.0
+    v4 = 0.0
+    for j in range(z.shape[0]):
+        zi = np.int64(np.rint(z[j] * _QUANT))
+        acc_sum[j] += zi
+        z2 = zi * zi
+        acc_lo[j] += z2 & _LO32
+        acc_hi[j] += z2 >> 32
+        zq = np.float64(zi) * NOISE_GRID
+        zq2 = zq * zq
+        t += w[j] * zq
+        v3 += valid[j] * (zq2 * zq)
+        v4 += valid[j] * (zq2 * zq2)
+    return t, v3, v4
+
+
+@nb.njit(parallel=True, error_model="numpy", cache=True)
+def _gaussian_batch(w2, valid2, k0, k1, start, count, acc, limbs):
+    """Stream ``count`` samples of Gaussian noise from ``start`` into accumulators.
+
+    w2, valid2 : float64[2, npairs]  unit weights / 1-0 validity in slot layout
+                 (row 0: cos slots = even units, row 1: sin slots = odd units)
+    acc        : int64[T, 3, 2, npairs]  Σ Z, Σ Z² low 32 bits, Σ Z² high bits
+                 (zeroed here: one batch's sums)
+    limbs      : int64[T, 4, NLIMBS]  exact Σ T, Σ T², Σ V3, Σ V4 (zeroed here)
+    """
+    T = acc.shape[0]
+    npairs = w2.shape[1]
+    for t in nb.prange(T):
+        s0 = start + (count * t) // T
+        s1 = start + (count * (t + 1)) // T
+        vb = np.zeros(npairs, dtype=np.uint64)
+        ab = np.zeros(npairs, dtype=np.uint64)
+        z0 = np.zeros(npairs, dtype=np.float64)
+        z1 = np.zeros(npairs, dtype=np.float64)
+        a = acc[t]
+        a[:] = 0
+        lt = limbs[t]
+        lt[:] = 0
+        for s in range(s0, s1):
+            us = np.uint64(s)
+            _fill_pair_words(vb, ab, npairs, us & _MASK32, us >> _SH32, k0, k1)
+            _box_muller(vb, ab, z0, z1, npairs)
+            ta, a3, a4 = _accumulate_noise(z0, w2[0], valid2[0], a[0, 0], a[1, 0], a[2, 0])
+            tb, b3, b4 = _accumulate_noise(z1, w2[1], valid2[1], a[0, 1], a[1, 1], a[2, 1])
+            tv = ta + tb
+            exact_add(lt[0], tv)
+            exact_add_square(lt[1], tv)
+            exact_add(lt[2], a3 + b3)
+            exact_add(lt[3], a4 + b4)
+        for i in range(4):
+            normalize_limbs(lt[i])
+
+
+@nb.njit(error_model="numpy", cache=True)
+def _gaussian_noise(start, samples, npairs, k0, k1):
+    out = np.empty((samples, 2 * npairs), dtype=np.int64)
+    vb = np.zeros(npairs, dtype=np.uint64)
+    ab = np.zeros(npairs, dtype=np.uint64)
+    z0 = np.zeros(npairs, dtype=np.float64)
+    z1 = np.zeros(npairs, dtype=np.float64)
+    for i in range(samples):
+        us = np.uint64(start + i)
+        _fill_pair_words(vb, ab, npairs, us & _MASK32, us >> _SH32, k0, k1)
+        _box_muller(vb, ab, z0, z1, npairs)
+        for j in range(npairs):
+            out[i, 2 * j] = np.int64(np.rint(z0[j] * _QUANT))
+            out[i, 2 * j + 1] = np.int64(np.rint(z1[j] * _QUANT))
+    return out
+
+
+def gaussian_noise(key, units: int, samples: int, start: int = 0) -> np.ndarray:
+    """The reference Gaussian noise on its integer grid, shape ``(samples, units)``.
+
+    Returns ``Z`` (int64); the noise is ``z = Z * NOISE_GRID``.  Exactly the
+    values :func:`run_gaussian_batch` accumulates (same code path); for
+    materialising small batches and for tests (allocates ``samples × units``).
+    """
+    k = np.asarray(key, dtype=np.uint64)
+    npairs = (int(units) + 1) // 2
+    z = _gaussian_noise(int(start), int(samples), npairs, k[0], k[1])
+    return z[:, : int(units)]
+
+
+def new_gaussian_accumulators(units: int, threads: int):
+    """Per-thread arrays ``(acc, limbs)`` for :func:`run_gaussian_batch`."""
+    npairs = (int(units) + 1) // 2
+    return (
+        np.zeros((threads, 3, 2, npairs), dtype=np.int64),
+        np.zeros((threads, 4, NLIMBS), dtype=np.int64),
+    )
+
+
+def run_gaussian_batch(w2, valid2, key, start: int, count: int, acc, limbs) -> None:
+    """Run one batch of the Gaussian-dropout reference kernel (in place).
+
+    Parameters
+    ----------
+    w2, valid2 : float64 ndarray, shape (2, npairs)
+        Unit weights ``W_u = Σ_{e ∈ u} x_e`` and validity (1 for a real
+        unit, 0 for the unused slot of an odd unit count), in slot layout:
+        ``w2[h, j]`` belongs to unit ``2 j + h``.
+    key : uint32 ndarray, shape (2,)
+        Philox key of ``STREAM_NOISE``.
+    start, count : int
+        Global index of the first sample and number of samples.
+    acc, limbs : int64 ndarrays
+        From :func:`new_gaussian_accumulators`; overwritten with this
+        batch's per-thread sums (integer sums of ``Z`` and ``Z²`` per slot;
+        exact sums of the per-sample ``Σ_u W_u z_u``, its square,
+        ``Σ_u z_u³`` and ``Σ_u z_u⁴``).
+    """
+    T = acc.shape[0]
+    if count > MAX_BATCH_PER_THREAD * T:
+        raise ValueError(
+            f"`count` must be at most {MAX_BATCH_PER_THREAD * T} per batch; got {count}."
+        )
+    _gaussian_batch(
+        np.ascontiguousarray(w2, dtype=np.float64),
+        np.ascontiguousarray(valid2, dtype=np.float64),
+        np.uint64(key[0]),
+        np.uint64(key[1]),
+        int(start),
+        int(count),
+        acc,
+        limbs,
+    )
+
+
+# ---------------------------------------------------------------------------
+# DropConnect
+# ---------------------------------------------------------------------------
+
+
+@nb.njit(parallel=True, cache=True)
+def _dropconnect_batch(c, n_out, n_in, thr, k0, k1, start, count, counts, hist, limbs_out, limbs_layer):
+    """Stream ``count`` DropConnect samples from ``start`` into per-thread accumulators.
+
+    c           : float64[n_out * n_in]  c_ij = W_ij x_j, row-major
+    counts      : int64[T, npad]         keep counts per weight (accumulated)
+    hist        : int64[T, n + 1]        per-sample kept-weight histogram (accumulated)
+    limbs_out   : int64[T, n_out, 2, NLIMBS]  exact Σ g_i, Σ g_i² (zeroed here)
+    limbs_layer : int64[T, 2, NLIMBS]    exact Σ S, Σ S² with S = Σ_i g_i (zeroed here)
+    where g_i = Σ_j c_ij m_ij (the output is y_i = g_i / q).
+    """
+    T = counts.shape[0]
+    npad = counts.shape[1]
+    n = n_out * n_in
+    nblocks = (n + 3) // 4
+    for t in nb.prange(T):
+        s0 = start + (count * t) // T
+        s1 = start + (count * (t + 1)) // T
+        mbuf = np.zeros(npad, dtype=np.uint8)
+        c8 = np.zeros(npad, dtype=np.uint8)
+        cnt = counts[t]
+        h = hist[t]
+        lo = limbs_out[t]
+        ll = limbs_layer[t]
+        lo[:] = 0
+        ll[:] = 0
+        for chunk0 in range(s0, s1, _FLUSH):
+            chunk1 = min(s1, chunk0 + _FLUSH)
+            for s in range(chunk0, chunk1):
+                us = np.uint64(s)
+                _fill_mask(mbuf, nblocks, us & _MASK32, us >> _SH32, thr, k0, k1)
+                for j in range(n, npad):
+                    mbuf[j] = 0
+                _add_bytes(c8, mbuf)
+                h[_sum_bytes(mbuf)] += 1
+                tot = 0.0
+                for i in range(n_out):
+                    # fixed-order vectorised reduction over the row (order set by n_in only)
+                    g = _masked_sum(c[i * n_in : (i + 1) * n_in], mbuf[i * n_in : (i + 1) * n_in])
+                    exact_add(lo[i, 0], g)
+                    exact_add_square(lo[i, 1], g)
+                    tot += g
+                exact_add(ll[0], tot)
+                exact_add_square(ll[1], tot)
+            for j in range(npad):
+                cnt[j] += c8[j]
+                c8[j] = 0
+        for i in range(n_out):
+            normalize_limbs(lo[i, 0])
+            normalize_limbs(lo[i, 1])
+        normalize_limbs(ll[0])
+        normalize_limbs(ll[1])
+
+
+def _padded(n: int) -> int:
+    return max(LANES, -(-n // LANES) * LANES)
+
+
+def new_dropconnect_accumulators(n_out: int, n_in: int, threads: int):
+    """Per-thread arrays ``(counts, hist, limbs_out, limbs_layer)`` for :func:`run_dropconnect_batch`."""
+    n = int(n_out) * int(n_in)
+    return (
+        np.zeros((threads, _padded(n)), dtype=np.int64),
+        np.zeros((threads, n + 1), dtype=np.int64),
+        np.zeros((threads, int(n_out), 2, NLIMBS), dtype=np.int64),
+        np.zeros((threads, 2, NLIMBS), dtype=np.int64),
+    )
+
+
+def run_dropconnect_batch(c, n_out: int, n_in: int, thr: int, key, start: int, count: int,
+                          counts, hist, limbs_out, limbs_layer) -> None:
+    """Run one batch of the DropConnect reference kernel (in place).
+
+    Parameters
+    ----------
+    c : float64 ndarray, shape (n_out * n_in,)
+        ``W_ij x_j`` row-major; the mask of weight ``(i, j)`` is Philox word
+        ``i * n_in + j`` of the sample (the core's element layout over ``W``).
+    n_out, n_in : int
+        Shape of ``W``.
+    thr : int
+        32-bit keep threshold (:func:`mcdrop.rng.keep_threshold`).
+    key : uint32 ndarray, shape (2,)
+        Philox key (``STREAM_MASK``).
+    start, count : int
+        Global index of the first sample and number of samples.
+    counts, hist, limbs_out, limbs_layer : int64 ndarrays
+        From :func:`new_dropconnect_accumulators`; counts and hist are
+        accumulated into, the limbs are overwritten with this batch's sums.
+    """
+    T = counts.shape[0]
+    if count > MAX_BATCH_PER_THREAD * T:
+        raise ValueError(
+            f"`count` must be at most {MAX_BATCH_PER_THREAD * T} per batch; got {count}."
+        )
+    _dropconnect_batch(
+        np.ascontiguousarray(c, dtype=np.float64),
+        int(n_out),
+        int(n_in),
+        np.uint64(thr),
+        np.uint64(key[0]),
+        np.uint64(key[1]),
+        int(start),
+        int(count),
+        counts,
+        hist,
+        limbs_out,
+        limbs_layer,
+    )

@@ -1,0 +1,163 @@
+"""verify(variant=...): every law passes on the reference, every wrong law fails,
+and every check has been seen to fail."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import mcdrop
+from mcdrop import laws
+from mcdrop.variant_checks import (
+    check_noise_moments,
+    check_unit_coherence,
+    control_laws,
+    law_checks,
+)
+from mcdrop.variant_sampling import simulate_variant
+from mcdrop.variants import variant_law
+
+COMBOS = [
+    ("standard", "element"),
+    ("gaussian", "element"),
+    ("alpha", "element"),
+    ("dropconnect", "element"),
+    ("inverted", "channel"),
+    ("inverted", "sample"),
+    ("gaussian", "channel"),
+    ("alpha", "sample"),
+    ("standard", "channel"),
+]
+
+
+@pytest.mark.parametrize("variant,structure", COMBOS)
+def test_verify_variant_passes_and_controls_fail(variant, structure):
+    # Small, seeded budget: deterministic outcome.  The controls run on the
+    # sweep input at p = 0.3 and on the main input.
+    r = mcdrop.verify(variant=variant, structure=structure, samples=2 * 10**5, sweep=False,
+                      sweep_samples=2 * 10**4, seed=20240607)
+    assert r.passed, str(r)
+    law_rows = [row for s in r.sections if not s.control for row in s.rows]
+    ctrl_rows = [row for s in r.sections if s.control for row in s.rows]
+    assert law_rows and all(row.check.verdict == "pass" for row in law_rows)
+    assert ctrl_rows and all(row.check.verdict == "fail" for row in ctrl_rows)
+    m = r.n_law_checks
+    assert all(row.check.alpha == pytest.approx(r.alpha / m) for row in law_rows)
+    # each law section states its power
+    assert all(s.detectable_bias is not None for s in r.sections if not s.control)
+    d = r.to_dict()
+    assert d["variant"] == variant and d["structure"] == structure
+
+
+def test_verify_default_is_unchanged():
+    r = mcdrop.verify(samples=10**4, sweep=False, controls=False, seed=3)
+    assert "variant" not in r.to_dict() and r.variant == "inverted"
+    assert [s.name for s in r.sections] == ["main"]
+
+
+def test_named_wrong_laws_fail_by_a_wide_margin():
+    # The issue's examples: AlphaDropout with b = 0; Gaussian variance p
+    # instead of p/q (DropConnect: input dropout's law; structure: element-wise).
+    x = np.random.default_rng(5).normal(size=256)
+    x = (x - x.mean()) / x.std()
+    a = simulate_variant(x, p=0.3, variant="alpha", samples=2 * 10**4, seed=1)
+    wrong = variant_law("alpha", 0.3).replace(b=0.0)
+    done = {c.name: c for c in laws.decide(law_checks(a, wrong), 1e-6)}
+    assert done["mean_layer"].verdict == "fail" and done["mean_layer"].pvalue < 1e-100
+    assert done["second_moment"].verdict == "fail"
+    right = {c.name: c for c in laws.decide(law_checks(a), 1e-6)}
+    assert all(c.verdict == "pass" for c in right.values())
+    g = simulate_variant(x, p=0.3, variant="gaussian", samples=2 * 10**4, seed=2)
+    done = {c.name: c for c in laws.decide(law_checks(g, g.law.replace(noise_var=0.3)), 1e-6)}
+    for name in ("variance_per_element", "layer_variance", "noise_kurtosis", "noise_ks", "sign_flip_rate"):
+        assert done[name].verdict == "fail", name
+    # the interval of the variance excludes p by far: p/q = 0.4286 vs p = 0.3
+    ci = done["layer_variance"].confidence_interval
+    assert g.law.layer_var(x) in ci and 0.3 / 0.4286 * g.law.layer_var(x) not in ci
+
+
+def _tamper(sim, **changes):
+    return dataclasses.replace(sim, **changes)
+
+
+def test_every_check_can_fail():
+    """Each check name that appears in any law battery fails on some broken input."""
+    failed: set[str] = set()
+    seen: set[str] = set()
+
+    def run(sim, law=None):
+        pcs = law_checks(sim, law)
+        seen.update(pc.name for pc in pcs)
+        bad = {c.name for c in laws.decide(pcs, 1e-6) if c.verdict == "fail"}
+        failed.update(bad)
+        return bad
+
+    x = np.abs(np.random.default_rng(9).normal(size=(4, 6, 3))) + 0.1
+    for variant, structure in [("standard", "element"), ("alpha", "channel"), ("gaussian", "sample"),
+                               ("dropconnect", "element")]:
+        w = np.random.default_rng(1).normal(0.3, 1, size=(8, 12)) if variant == "dropconnect" else None
+        xx = np.abs(np.random.default_rng(2).normal(size=12)) + 0.1 if w is not None else x
+        sim = simulate_variant(xx, p=0.3, variant=variant, structure=structure, weight=w,
+                               samples=2 * 10**4, seed=3)
+        assert not run(sim)  # the reference: nothing fails
+        for _, _, wrong, _ in control_laws(sim):
+            run(sim, wrong)
+        if sim.keep_counts is not None:
+            # a kernel whose keep rate is 0.6% too low, and one with correlated counts
+            kc = sim.keep_counts.copy()
+            kc = np.round(kc * 0.994).astype(np.int64)
+            run(_tamper(sim, keep_counts=kc))
+            hist = np.zeros_like(sim.keep_count_hist)
+            hist[[0, -1]] = sim.samples // 2
+            hist[0] += sim.samples - hist.sum()
+            run(_tamper(sim, keep_count_hist=hist))
+            kc2 = sim.keep_counts.copy().ravel()
+            kc2[::2] += 150
+            kc2[1::2] -= 150
+            run(_tamper(sim, keep_counts=kc2.reshape(sim.keep_counts.shape)))
+            kc3 = sim.keep_counts.copy()
+            kc3.ravel()[0] = int(0.8 * sim.q * sim.samples)  # one unit kept 20% too rarely
+            run(_tamper(sim, keep_counts=kc3))
+        else:
+            run(_tamper(sim, noise_pow_z=(sim.noise_pow_z[0] + (1 << 1126) * sim.samples * sim.n_units // 10,
+                                          sim.noise_pow_z[1])))
+            run(sim, sim.law.replace(noise_var=sim.law.noise_var * 1.2))
+        if variant in ("standard", "dropconnect"):
+            run(sim, sim.law.replace(scale=2.0))  # a wrong kept value: support, means, variances
+    # The support check of Gaussian outputs fails on non-finite outputs; the
+    # unit-coherence check fails when a unit's elements were drawn separately.
+    g = simulate_variant(x, p=0.3, variant="gaussian", structure="sample", samples=100, seed=4)
+    draws, y = g.materialise(4000)
+    from mcdrop.variant_checks import check_support
+
+    y_bad = y.copy()
+    y_bad[0, 0, 0, 0] = np.nan
+    assert check_support(g, g.law, (draws, y_bad)).pvalue == 0.0
+    y_el = y.copy()
+    y_el[:, 0, 0, 0] *= 1.5
+    assert check_unit_coherence(g, g.law, (draws, y_el)).pvalue == 0.0
+    failed |= {"unit_coherence"}
+    # noise skewness: a skewed noise (tampered third-moment sum) is caught
+    assert any(pc.name == "noise_skewness" and pc.pvalue < 1e-9 for pc in check_noise_moments(
+        _tamper(g, noise_pow_z=(g.noise_pow_z[0] + (1 << 1126) * g.samples * g.n_units * 2,
+                                g.noise_pow_z[1])), g.law))
+    failed.add("noise_skewness")
+    assert seen <= failed, f"checks never seen failing: {sorted(seen - failed)}"
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(variant="gaussian", p=1.0), "variant 'gaussian' is undefined at p = 1"),
+        (dict(variant="dropconnect", x=[1.0, 2.0]), "give both `x`"),
+        (dict(variant="dropconnect", x=[1.0, 2.0], weight=np.ones((3, 3))), "weight/data shape mismatch"),
+        (dict(variant="standard", weight=np.ones((3, 3))), "only used by variant 'dropconnect'"),
+        (dict(variant="inverted", structure="channel", x=[1.0, 2.0]), "structure 'channel'"),
+        (dict(variant="alpha", x=[1.0, np.inf]), "`x` must be finite"),
+        (dict(variant="bogus"), "`variant` must be one of"),
+        (dict(structure="pixel"), "`structure` must be one of"),
+    ],
+)
+def test_verify_variant_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        mcdrop.verify(samples=100, sweep=False, controls=False, **kwargs)
