@@ -28,18 +28,26 @@ every offset cost one inverse FFT each at the end.  The exact permutation
 moments of each call's circular autocorrelation are accumulated alongside,
 so the z statistics are right for any number of units (see
 :func:`autocorr_null_moments`).
+
+For the tails of those statistics (:mod:`mcdrop.audit_checks`) the stream
+also keeps, per FFT call, its number of kept units, whether its mask varied,
+and ``sum(a**3)``, ``sum(a**4)`` of its standardised signal ``a``: a
+sparse mask (few dropped, or few kept, units) makes each call's
+correlation a small coincidence count, far from normal, and its law is
+fixed by those numbers (:meth:`AuditStream.fft_call_info`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
 
 from .accumulators import Moments
 
-__all__ = ["AuditStream", "autocorr_null_moments", "CALL_LAGS"]
+__all__ = ["AuditStream", "FFTCallInfo", "autocorr_null_moments", "CALL_LAGS"]
 
 #: Call lags (besides 1) at which masks are compared at offset 0: catches a
 #: generator re-seeded every few calls, or alternating between two masks.
@@ -201,6 +209,25 @@ def autocorr_null_moments(n: int, a4: np.ndarray) -> tuple[float, np.ndarray, np
     return mean, np.maximum(var, 0.0), np.maximum(var_half, 0.0)
 
 
+@dataclass(frozen=True)
+class FFTCallInfo:
+    """What the tails of the FFT checks need of each FFT call, in call order.
+
+    ``kept``: kept units (two-point variants; 0 for Gaussian); ``valid``:
+    the call's signal varied (it entered the sums); ``a3``, ``a4``:
+    ``sum(a**3)`` and ``sum(a**4)`` of its standardised signal
+    (``sum(a) = 0``, ``sum(a**2) = 1``; 0 for an invalid call); ``binary``:
+    every signal is a 0/1 keep indicator (two-point variant, no unit partly
+    kept), so a call is fixed by its kept count up to the arrangement.
+    """
+
+    kept: np.ndarray
+    valid: np.ndarray
+    a3: np.ndarray
+    a4: np.ndarray
+    binary: bool
+
+
 class AuditStream:
     """Accumulators of one audit (see the module docstring).
 
@@ -264,6 +291,12 @@ class AuditStream:
         self._prev_f = np.zeros((0, nu // 2 + 1), dtype=np.complex64)
         self.lag_sums = np.zeros(len(CALL_LAGS))
         self.lag_pairs = np.zeros(len(CALL_LAGS), dtype=np.int64)
+        # per FFT call (see FFTCallInfo)
+        self._fft_kept: list[np.ndarray] = []
+        self._fft_valid: list[np.ndarray] = []
+        self._fft_a3: list[np.ndarray] = []
+        self._fft_a4: list[np.ndarray] = []
+        self.fft_binary = bool(law.two_point)
         self.trace_calls: list[int] = []
         self.trace_values: list[float] = []
 
@@ -314,11 +347,11 @@ class AuditStream:
         self.moments = self.moments.merge(Moments(nrows, mean_b, m2_b))
         if self.fft_ok and self.fft_done < self.fft_calls:
             take = min(nrows, self.fft_calls - self.fft_done)
-            self._fft_fold(self.sig[:take])
+            self._fft_fold(self.sig[:take], self.per_call[:take, 3], self.per_call[:take, 2])
             self.fft_done += take
         self.calls += nrows
 
-    def _fft_fold(self, rows: np.ndarray) -> None:
+    def _fft_fold(self, rows: np.ndarray, kept: np.ndarray, partial: np.ndarray) -> None:
         import scipy.fft as sfft
 
         nu = self.n_units
@@ -329,6 +362,13 @@ class AuditStream:
         # a call whose units are all alike carries no arrangement to test
         valid = ss > 1e-9 * nu
         scale = np.where(valid, 1.0 / np.sqrt(np.where(valid, ss, 1.0)), 0.0).astype(np.float32)
+        s64 = scale.astype(np.float64)
+        self._fft_kept.append(np.array(kept, dtype=np.int64))
+        self._fft_valid.append(valid.copy())
+        self._fft_a3.append((a2 * a).sum(axis=1, dtype=np.float64) * s64**3)
+        self._fft_a4.append((a2 * a2).sum(axis=1, dtype=np.float64) * s64**4)
+        if self.two_point and np.any(partial):
+            self.fft_binary = False
         a *= scale[:, None]
         f = sfft.rfft(a, axis=1)
         fv = f.view(np.float32)
@@ -375,11 +415,22 @@ class AuditStream:
 
     # -- results ----------------------------------------------------------------
 
+    def fft_call_info(self) -> FFTCallInfo:
+        """Per-FFT-call numbers for the tails of the independence checks."""
+        def cat(parts, dtype):
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+        return FFTCallInfo(kept=cat(self._fft_kept, np.int64), valid=cat(self._fft_valid, bool),
+                           a3=cat(self._fft_a3, np.float64), a4=cat(self._fft_a4, np.float64),
+                           binary=self.fft_binary)
+
     def autocorrelation(self):
-        """``(offsets, mean_corr, z, sd)`` of the pooled circular autocorrelation.
+        """``(offsets, mean_corr, z, sd, sums, var)`` of the pooled circular autocorrelation.
 
         ``mean_corr`` is the average over calls of the correlation at each
-        offset ``1 .. n_units // 2``, centred so that its null mean is 0.
+        offset ``1 .. n_units // 2``, centred so that its null mean is 0;
+        ``sums`` the centred sum over calls and ``var`` its exact null
+        variance (``sd`` is the standard deviation of ``mean_corr``).
         """
         import scipy.fft as sfft
 
@@ -395,10 +446,10 @@ class AuditStream:
             var[-1] = self._auto_var_half
         sd = np.sqrt(np.maximum(var, 1e-300))
         z = centred / sd
-        return offsets, centred / c, z, sd / c
+        return offsets, centred / c, z, sd / c, centred, var
 
     def cross_correlation(self):
-        """``(offsets, mean_corr, z, sd)`` of consecutive calls at every offset.
+        """``(offsets, mean_corr, z, sd, sums)`` of consecutive calls at every offset.
 
         Offsets are signed, ``-(n//2 - 1) .. n//2``: the correlation of call
         ``c`` at unit ``i + k`` with call ``c - 1`` at unit ``i``.
@@ -415,10 +466,11 @@ class AuditStream:
         sd_pair = math.sqrt(1.0 / (nu - 1.0))
         tot_sd = sd_pair * math.sqrt(self.cross_pairs)
         z = x / tot_sd
-        return signed[order], (x / self.cross_pairs)[order], z[order], sd_pair / math.sqrt(self.cross_pairs)
+        return (signed[order], (x / self.cross_pairs)[order], z[order],
+                sd_pair / math.sqrt(self.cross_pairs), x[order])
 
     def lag_statistics(self):
-        """``(lags, mean_corr, z)`` of calls ``c`` and ``c - lag`` at offset 0."""
+        """``(lags, mean_corr, z, sums, pairs)`` of calls ``c`` and ``c - lag`` at offset 0."""
         nu = self.n_units
         ok = self.lag_pairs > 0
         if nu < 2 or not np.any(ok):
@@ -427,4 +479,4 @@ class AuditStream:
         pairs = self.lag_pairs[ok].astype(np.float64)
         sums = self.lag_sums[ok]
         z = sums / np.sqrt(pairs / (nu - 1.0))
-        return lags, sums / pairs, z
+        return lags, sums / pairs, z, sums, self.lag_pairs[ok]

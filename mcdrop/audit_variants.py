@@ -40,6 +40,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# The SELU constants and AlphaDropout's affine law are defined once, with the
+# variants' theory; they are re-exported here for the audit code.
+from .variants import ALPHA_PRIME, SELU_ALPHA, SELU_LAMBDA, alpha_constants
+
 __all__ = [
     "VARIANTS",
     "STRUCTURES",
@@ -54,19 +58,14 @@ __all__ = [
 VARIANTS = ("inverted", "alpha", "gaussian")
 STRUCTURES = ("element", "channel", "sample")
 
-#: SELU constants (Klambauer et al. 2017), as in torch and keras.
-SELU_LAMBDA = 1.0507009873554805
-SELU_ALPHA = 1.6732632423543772
-#: SELU's negative saturation value, the value alpha dropout drops to.
-ALPHA_PRIME = -SELU_LAMBDA * SELU_ALPHA
-
 
 def alpha_affine(p: float) -> tuple[float, float]:
-    """``(a, b)`` of alpha dropout at drop probability ``p`` (``0 <= p < 1``)."""
-    q = 1.0 - p
-    a = 1.0 / math.sqrt(q * (1.0 + p * ALPHA_PRIME**2))
-    b = -a * ALPHA_PRIME * p
-    return a, b
+    """``(a, b)`` of alpha dropout at drop probability ``p`` (``0 <= p < 1``).
+
+    The law is :func:`mcdrop.variants.alpha_constants`; this is its
+    positional form, as the audit code calls it.
+    """
+    return alpha_constants(p)
 
 
 def _spacing(values: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -33,6 +33,7 @@ import json
 import math
 import platform
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -59,6 +60,7 @@ from .audit_stream import AuditStream
 from .audit_variants import ALPHA_PRIME, STRUCTURES, VARIANTS, make_law
 from .results import CheckResult
 from .rng import STREAM_INPUT
+from .warnings import LowPowerWarning
 
 __all__ = ["audit", "AuditReport", "audit_input", "DEFAULT_SHAPE", "MAX_ELEMENTS"]
 
@@ -72,6 +74,12 @@ DEFAULT_BIAS = 1e-3
 #: Fewest training calls of a default budget (the independence and dispersion
 #: checks need calls even when the mean needs few, e.g. at small p).
 MIN_DEFAULT_CALLS = 100
+#: Caps of a default budget (``calls=None``): at most ~1.1e9 mask draws and
+#: 131072 calls (seconds for a fast implementation).  Only p close to 1, or a
+#: tiny input at large p, hits them; the report's detectable_bias then says
+#: what the capped budget can see and a LowPowerWarning is emitted.
+MAX_DEFAULT_DRAWS = 2**30
+MAX_DEFAULT_CALLS = 2**17
 #: Mask draws fed to the FFT checks (element and call independence).
 FFT_DRAWS = 2**20
 FFT_MIN_CALLS = 64
@@ -760,7 +768,19 @@ def audit(fn, p=None, *, keep=None, shape=None, calls=None, variant=None, struct
     cw, v1 = mean_weights(law, S) if law.random else (None, 0.0)
     if plan.calls is None:
         need = math.ceil(_z_sum(a_mean) ** 2 * v1 / DEFAULT_BIAS**2) if v1 > 0 else 0
-        calls_req = max(MIN_DEFAULT_CALLS, need)
+        cap = max(MIN_DEFAULT_CALLS, min(MAX_DEFAULT_CALLS, MAX_DEFAULT_DRAWS // max(n_units, 1)))
+        calls_req = min(max(MIN_DEFAULT_CALLS, need), cap)
+        if need > cap:
+            # Near p = 1 the keep indicator's relative variance p/q explodes and
+            # a 0.1% bias would need an absurd budget: cap it and say so (the
+            # report's detectable_bias states what this budget can see).
+            warnings.warn(
+                f"the default budget needs {need:,} calls to detect a {DEFAULT_BIAS:g} "
+                f"relative mean bias at p={plan.p:g}; capped at {cap:,} calls. "
+                f"Pass `calls=` to choose the budget.",
+                LowPowerWarning,
+                stacklevel=2,
+            )
     else:
         calls_req = plan.calls
     fft_calls = min(calls_req, max(FFT_MIN_CALLS, math.ceil(FFT_DRAWS / n_units)))

@@ -24,13 +24,13 @@ the Jensen gap) and the data of the figures.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, laws
 from .laws import PendingCheck
+from .verification import VerifyRow, _environment, _RowSection, _SectionedResult
 
 __all__ = ["LawSection", "LawSuiteResult", "decide_sections", "run_one", "run_all", "script_main", "SCRIPTS"]
 
@@ -45,7 +45,7 @@ SCRIPTS = {
 
 
 @dataclass(frozen=True)
-class LawSection:
+class LawSection(_RowSection):
     """A titled group of checks (``control=True``: a wrong law, expected to fail)."""
 
     name: str
@@ -54,19 +54,8 @@ class LawSection:
     control: bool
     rows: tuple
 
-    @property
-    def as_expected(self) -> bool:
-        return all(r.as_expected for r in self.rows)
-
     def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "title": self.title,
-            "description": self.description,
-            "control": self.control,
-            "as_expected": self.as_expected,
-            "checks": [r.to_dict() for r in self.rows],
-        }
+        return self._record(control=self.control)
 
 
 def decide_sections(specs, alpha: float) -> tuple[list[LawSection], int]:
@@ -76,32 +65,17 @@ def decide_sections(specs, alpha: float) -> tuple[list[LawSection], int]:
     check is expected to fail).  Returns the sections and the number of law
     checks.
     """
-    from .verification import VerifyRow
-
-    def family(items):
-        flat = [pc for *_, pcs in items for pc in pcs]
-        done = laws.decide(flat, alpha)
-        out, i = {}, 0
-        for spec in items:
-            pcs = spec[-1]
-            out[spec[0]] = done[i: i + len(pcs)]
-            i += len(pcs)
-        return out, len(flat)
-
-    law_specs = [s for s in specs if not s[3]]
-    ctrl_specs = [s for s in specs if s[3]]
-    d_laws, m = family(law_specs)
-    d_ctrl, _ = family(ctrl_specs)
+    decided, m = laws.decide_families([(name, control, pcs) for name, _, _, control, pcs in specs], alpha)
     sections = []
     for name, title, desc, control, _ in specs:
-        checks = (d_ctrl if control else d_laws)[name]
+        checks = decided[name]
         sections.append(LawSection(name, title, desc, control, tuple(
             VerifyRow(title, c, "fail" if control else "pass") for c in checks)))
     return sections, m
 
 
 @dataclass(frozen=True, eq=False)
-class LawSuiteResult:
+class LawSuiteResult(_SectionedResult):
     """Verdicts, measurements and figure data of one law's verification.
 
     Attributes
@@ -134,39 +108,9 @@ class LawSuiteResult:
     environment: dict = field(default_factory=dict)
     family_note: str = ""
 
-    @property
-    def rows(self):
-        return [r for s in self.sections for r in s.rows]
-
-    @property
-    def checks(self):
-        return [r.check for r in self.rows]
-
-    @property
-    def verdict(self) -> str:
-        return "pass" if self.passed else "fail"
-
-    @property
-    def n_law_checks(self) -> int:
-        return sum(len(s.rows) for s in self.sections if not s.control)
-
     def table(self) -> str:
         """The verdict table as fixed-width text."""
-        head = (f"{'section':<34} {'check':<26} {'estimate':>13} {'expected':>13} {'interval':>29} "
-                f"{'p-value':>9}  {'verdict':<7} {'expected':<8}")
-        lines = [head, "-" * len(head)]
-        for s in self.sections:
-            for r in s.rows:
-                c = r.check
-                est = "" if c.estimate is None else f"{c.estimate:.8g}"
-                exp = "" if c.expected is None else f"{c.expected:.8g}"
-                ci = "" if c.confidence_interval is None else (
-                    f"[{c.confidence_interval.low:.7g}, {c.confidence_interval.high:.7g}]")
-                pv = "" if c.pvalue is None else f"{c.pvalue:.2g}"
-                mark = "ok" if r.as_expected else "UNEXPECTED"
-                lines.append(f"{s.title[:34]:<34} {c.name[:26]:<26} {est:>13} {exp:>13} {ci:>29} {pv:>9}  "
-                             f"{c.verdict.upper():<7} {r.expect:<8} {mark}")
-        return "\n".join(lines)
+        return self._table(34, 26, expected_column=True)
 
     def measurement_table(self) -> str:
         """Measurements (estimate with interval, not judged) as fixed-width text."""
@@ -182,13 +126,9 @@ class LawSuiteResult:
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        m = self.n_law_checks
-        lines = [
-            f"mcdrop {self.name}: {'PASS' if self.passed else 'FAIL'} "
-            f"({sum(r.as_expected for r in self.rows)}/{len(self.rows)} checks as expected)",
-            self.family_note or (f"family-wise false-alarm bound alpha = {self.alpha:g} over {m} law checks "
-                                 f"(Holm; intervals at the simultaneous level 1 - alpha/{m})."),
-        ]
+        lines = self._headline(self.name)
+        if self.family_note:
+            lines[1] = self.family_note
         lines += [f"  {n}" for n in self.notes]
         lines += ["", self.table()]
         if self.measurements:
@@ -215,12 +155,7 @@ class LawSuiteResult:
         }
 
     def to_json(self, path=None, *, indent: int | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=indent)
-        if path is not None:
-            from .report._io import atomic_write_text
-
-            atomic_write_text(path, text)
-        return text
+        return self._dump_json(path, indent, None)
 
     def to_pdf(self, path) -> None:
         """Write this law's PDF section (verdict table first, then the figures)."""
@@ -231,8 +166,6 @@ class LawSuiteResult:
 
 def build_result(name, title, specs, alpha, seed, t0, *, measurements=(), figures=None, notes=()):
     """Decide ``specs`` (see :func:`decide_sections`) and wrap everything in a LawSuiteResult."""
-    from .verification import _environment
-
     sections, _ = decide_sections(specs, alpha)
     return LawSuiteResult(
         name=name, title=title, passed=all(s.as_expected for s in sections), alpha=alpha,
@@ -247,11 +180,7 @@ def pending_mean(name, estimate, se, expected, detail, extra=None) -> PendingChe
     from . import stats
 
     res = stats.mean_test(estimate, se, expected)
-    return PendingCheck(
-        name=name, pvalue=res.pvalue, estimate=estimate, expected=expected, detail=detail,
-        interval=lambda level: res.confidence_interval(level), statistic=res.statistic,
-        extra=extra or {},
-    )
+    return PendingCheck.from_test(name, res, estimate=estimate, expected=expected, detail=detail, extra=extra)
 
 
 # ---------------------------------------------------------------------------

@@ -50,6 +50,14 @@ class PendingCheck:
     exact: bool = False  # an exact check: pvalue is 0 (violated) or 1
     extra: dict = field(default_factory=dict)
 
+    @classmethod
+    def from_test(cls, name: str, res, *, estimate, expected, detail: str, extra: dict | None = None):
+        """The check of a test result ``res`` (:mod:`mcdrop.stats`): its p-value, statistic and interval."""
+        return cls(
+            name=name, pvalue=res.pvalue, estimate=estimate, expected=expected, detail=detail,
+            interval=res.confidence_interval, statistic=res.statistic, extra=extra or {},
+        )
+
     def finish(self, rejected: bool, alpha_check: float) -> CheckResult:
         ci = None
         if self.interval is not None:
@@ -82,6 +90,30 @@ def decide(pending: list[PendingCheck], alpha: float) -> list[CheckResult]:
     return [pc.finish(bool(r), alpha_check) for pc, r in zip(pending, h.rejected)]
 
 
+def decide_families(groups, alpha: float) -> tuple[dict[str, list[CheckResult]], int]:
+    """Decide named groups of checks: the laws as one family, the controls as another.
+
+    ``groups`` is ``[(name, control, [PendingCheck, ...]), ...]``; the groups
+    with ``control=False`` form one Holm family at ``alpha`` (:func:`decide`),
+    those with ``control=True`` another (each control check is expected to
+    fail).  Returns ``{name: [CheckResult, ...]}`` and the number of law
+    checks.
+    """
+    decided: dict[str, list[CheckResult]] = {}
+    m_laws = 0
+    for control in (False, True):
+        family = [(name, pcs) for name, c, pcs in groups if bool(c) == control]
+        flat = [pc for _, pcs in family for pc in pcs]
+        done = decide(flat, alpha)
+        i = 0
+        for name, pcs in family:
+            decided[name] = done[i: i + len(pcs)]
+            i += len(pcs)
+        if not control:
+            m_laws = len(flat)
+    return decided, m_laws
+
+
 def _z(level: float) -> float:
     return float(sps.norm.isf((1.0 - level) / 2.0))
 
@@ -93,7 +125,7 @@ def _two_sided_binom_p(k: np.ndarray, n: int, q: float) -> np.ndarray:
     return np.minimum(1.0, 2.0 * np.minimum(lo, hi))
 
 
-def _exact(name: str, ok: bool, detail: str, estimate=None, expected=None) -> PendingCheck:
+def _exact(name: str, ok: bool, detail: str, estimate=None, expected=None, extra=None) -> PendingCheck:
     return PendingCheck(
         name=name,
         pvalue=1.0 if ok else 0.0,
@@ -101,7 +133,51 @@ def _exact(name: str, ok: bool, detail: str, estimate=None, expected=None) -> Pe
         expected=expected,
         detail=detail,
         exact=True,
+        extra=extra or {},
     )
+
+
+# ---------------------------------------------------------------------------
+# per-element tests: the worst element, Bonferroni over elements
+# ---------------------------------------------------------------------------
+
+
+def _worst(pe: np.ndarray) -> tuple[int, float]:
+    """Index of the smallest p-value and its Bonferroni-adjusted value."""
+    w = int(np.argmin(pe))
+    return w, float(min(1.0, pe.size * pe[w]))
+
+
+def _z_pvalues(diff: np.ndarray, se: np.ndarray, exact_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """z-scores ``diff / se`` and their two-sided normal p-values.
+
+    Where ``se`` is 0 the value is deterministic: z is 0 where ``exact_ok``
+    (the difference is allowed) and infinite (p-value 0) elsewhere.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, diff / se, np.where(exact_ok, 0.0, np.inf))
+    return z, np.minimum(1.0, 2.0 * sps.norm.sf(np.abs(z)))
+
+
+def _bonferroni_interval(est: float, se: float, n: int, level: float, floor: float | None = None):
+    """Normal interval ``est ± z se`` at the level ``level`` shares with ``n`` intervals (Bonferroni)."""
+    h = _z(1 - (1 - level) / n) * se
+    low = est - h if floor is None else max(floor, est - h)
+    return ConfidenceInterval(low, est + h, level)
+
+
+def _rate_roots(disc: float) -> set[float]:
+    """The keep rates r in [0, 1] with ``1 - 4 r (1 - r) = disc`` (the roots of a two-point variance law)."""
+    sq = math.sqrt(max(disc, 0.0))
+    return {min(max((1 - sq) / 2, 0.0), 1.0), min(max((1 + sq) / 2, 0.0), 1.0)}
+
+
+def _two_point_variance_interval(k: int, N: int, n: int, c2: float, level: float) -> ConfidenceInterval:
+    """Image of the keep rate's Clopper-Pearson interval (Bonferroni over ``n``) under ``v(r) = c2 r (1 - r)``."""
+    lo_r, hi_r = stats.clopper_pearson(k, N, 1 - (1 - level) / n)
+    vals = [c2 * r * (1 - r) for r in (lo_r, hi_r)]
+    hi = c2 / 4 if lo_r <= 0.5 <= hi_r else max(vals)
+    return ConfidenceInterval(min(vals), hi, level)
 
 
 # ---------------------------------------------------------------------------
@@ -139,8 +215,7 @@ def check_keep_rate_per_element(sim: Simulation) -> PendingCheck:
             expected=sim.q,
         )
     pe = _two_sided_binom_p(k, N, sim.q)
-    worst = int(np.argmin(pe))
-    p_check = float(min(1.0, n_el * pe[worst]))
+    worst, p_check = _worst(pe)
     kw = int(k[worst])
     return PendingCheck(
         name="keep_rate_per_element",
@@ -178,17 +253,15 @@ def check_mean_layer(sim: Simulation, scale: float) -> PendingCheck:
     se = lm.standard_error * abs(factor)
     expected = float(np.mean(sim.x))
     res = stats.mean_test(est, se, expected)
-    return PendingCheck(
-        name="mean_layer",
-        pvalue=res.pvalue,
+    return PendingCheck.from_test(
+        "mean_layer",
+        res,
         estimate=est,
         expected=expected,
         detail=(
             f"per-sample layer mean (mean over the {sim.n} outputs) averaged over "
             f"{sim.samples} samples; CLT z-test of E = mean(x)."
         ),
-        interval=lambda level: res.confidence_interval(level),
-        statistic=res.statistic,
     )
 
 
@@ -204,14 +277,12 @@ def check_mean_relative(sim: Simulation, scale: float) -> PendingCheck:
     est = float(np.sum(w * mean))
     se = float(math.sqrt(np.sum(w * w * var) / sim.samples))
     res = stats.mean_test(est, se, 1.0)
-    return PendingCheck(
-        name="mean_relative",
-        pvalue=res.pvalue,
+    return PendingCheck.from_test(
+        "mean_relative",
+        res,
         estimate=est,
         expected=1.0,
         detail="|x|-weighted mean of y/x over all elements and samples; CLT z-test of E[y/x] = 1.",
-        interval=lambda level: res.confidence_interval(level),
-        statistic=res.statistic,
     )
 
 
@@ -222,11 +293,8 @@ def check_mean_per_element(sim: Simulation, scale: float) -> PendingCheck:
     N = sim.samples
     se = np.sqrt(var / N)
     diff = mean - 1.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(se > 0, diff / se, np.where(diff == 0, 0.0, np.inf))
-    pe = np.minimum(1.0, 2.0 * sps.norm.sf(np.abs(z)))
-    worst = int(np.argmin(pe))
-    p_check = float(min(1.0, n_el * pe[worst]))
+    z, pe = _z_pvalues(diff, se, diff == 0)
+    worst, p_check = _worst(pe)
     m_w, se_w = float(mean[worst]), float(se[worst])
     return PendingCheck(
         name="mean_per_element",
@@ -237,11 +305,7 @@ def check_mean_per_element(sim: Simulation, scale: float) -> PendingCheck:
             f"worst of {n_el} elements (#{worst}): mean of y/x = {m_w:.6g}; "
             f"z-test of E[y/x] = 1, Bonferroni over elements."
         ),
-        interval=lambda level: ConfidenceInterval(
-            m_w - _z(1 - (1 - level) / n_el) * se_w,
-            m_w + _z(1 - (1 - level) / n_el) * se_w,
-            level,
-        ),
+        interval=lambda level: _bonferroni_interval(m_w, se_w, n_el, level),
         statistic=float(z[worst]),
         extra={"worst_element": worst},
     )
@@ -303,19 +367,13 @@ def check_variance_per_element(sim: Simulation, scale: float) -> PendingCheck:
     if disc < 0:
         pe = np.zeros(n_el)
     else:
-        roots = {min(max((1 - math.sqrt(disc)) / 2, 0.0), 1.0), min(max((1 + math.sqrt(disc)) / 2, 0.0), 1.0)}
-        pe = np.max([_two_point_variance_pvalues(k, N, scale, r, sigma2) for r in roots], axis=0)
-    worst = int(np.argmin(pe))
-    p_check = float(min(1.0, n_el * pe[worst]))
+        pe = np.max([_two_point_variance_pvalues(k, N, scale, r, sigma2) for r in _rate_roots(disc)], axis=0)
+    worst, p_check = _worst(pe)
     v_w = float(var[worst])
     kw = int(k[worst])
 
     def interval(level: float) -> ConfidenceInterval:
-        # image of the keep rate's Clopper-Pearson interval under v(r) = scale² r (1 - r)
-        lo_r, hi_r = stats.clopper_pearson(kw, N, 1 - (1 - level) / n_el)
-        vals = [scale**2 * r * (1 - r) for r in (lo_r, hi_r)]
-        hi = scale**2 / 4 if lo_r <= 0.5 <= hi_r else max(vals)
-        return ConfidenceInterval(min(vals), hi, level)
+        return _two_point_variance_interval(kw, N, n_el, scale**2, level)
 
     return PendingCheck(
         name="variance_per_element",
@@ -346,17 +404,15 @@ def check_layer_variance(sim: Simulation, scale: float) -> PendingCheck:
     res = stats.variance_test(
         est, sim.samples, sigma2, fourth_central_moment=max(mu4, sigma2**2), method="delta"
     )
-    return PendingCheck(
-        name="layer_variance",
-        pvalue=res.pvalue,
+    return PendingCheck.from_test(
+        "layer_variance",
+        res,
         estimate=est,
         expected=sigma2,
         detail=(
             "variance over samples of the per-sample layer mean vs "
             "sum(x^2) (p/q) / n^2 (what independent masks give); delta-method z-test."
         ),
-        interval=lambda level: res.confidence_interval(level),
-        statistic=res.statistic,
     )
 
 
@@ -468,17 +524,15 @@ def check_element_dispersion(sim: Simulation) -> PendingCheck:
         ok = bool(np.all(k == sim.samples * sim.q)) if sim.q in (0.0, 1.0) else True
         return _exact("element_dispersion", ok, "dispersion of keep counts across elements.")
     res = stats.dispersion_test(k, sim.samples, sim.q)
-    return PendingCheck(
-        name="element_dispersion",
-        pvalue=res.pvalue,
+    return PendingCheck.from_test(
+        "element_dispersion",
+        res,
         estimate=res.statistic,
         expected=1.0,
-        statistic=res.statistic,
         detail=(
             f"dispersion index of the {k.size} per-element keep counts "
             "(1 for independent Bernoulli draws); chi-square, two-sided."
         ),
-        interval=lambda level: res.confidence_interval(level),
     )
 
 

@@ -172,6 +172,15 @@ def key_from_seed(seed=None, stream: int = STREAM_MASK) -> np.ndarray:
     return child.generate_state(2, dtype=np.uint32)
 
 
+def child_seed(ss: np.random.SeedSequence, i: int) -> np.random.SeedSequence:
+    """The ``i``-th child of ``ss`` in the spawn tree (``spawn_key + (i,)``), without mutating ``ss``.
+
+    Independent parts of one run (sections, sweep points, datasets) each
+    draw from their own child, never from ``seed + i``.
+    """
+    return np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (i,))
+
+
 def keep_threshold(q: float) -> int:
     """The 32-bit threshold for a Bernoulli(``q``) keep decision.
 

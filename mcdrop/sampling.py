@@ -16,7 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from . import kernels, rng
+from . import _stream, kernels, rng
+from ._stream import TRACE_POINTS_PER_DECADE, trace_grid  # noqa: F401 (public here since 0.1)
 from ._validation import (
     check_positive_int,
     check_seed,
@@ -24,38 +25,12 @@ from ._validation import (
     check_x,
     resolve_pq,
 )
-from .accumulators import EMIN, limbs_to_int
+from .accumulators import limbs_to_int
 from .results import ConfidenceInterval, json_number
 
 __all__ = ["simulate", "Simulation", "LayerMean", "trace_grid"]
 
-#: Running-mean trace points per decade of the sample count.
-TRACE_POINTS_PER_DECADE = 20
-#: Target mask draws per thread and kernel call (a call takes ~10 ms).
-_DRAWS_PER_THREAD_BATCH = 2**25
 _MAX_INDEX = 2**63 - 1
-
-
-def trace_grid(start: int, stop: int) -> list[int]:
-    """Global sample counts in ``(start, stop]`` at which the trace is recorded.
-
-    The grid is fixed (``ceil(10**(k/20))`` for k = 0, 1, ...), so shards of
-    one stream record the same points a single run would.
-    """
-    pts = []
-    k = 0
-    while True:
-        t = math.ceil(10 ** (k / TRACE_POINTS_PER_DECADE) - 1e-9)
-        if t > stop:
-            break
-        if t > start and (not pts or t != pts[-1]):
-            pts.append(t)
-        k += 1
-    return pts
-
-
-def _z_to_fraction(z: int) -> Fraction:
-    return Fraction(z, 1 << -EMIN)
 
 
 @dataclass(frozen=True)
@@ -206,16 +181,10 @@ class Simulation:
         return (self.x * self.scale) ** 2 * (k * (n - k)) / (float(n) * (n - 1))
 
     def _layer_from_z(self, n: int, z1: int, z2: int) -> tuple[float, float]:
+        # L = (Σ_e x_e m_e) / (n q): the exact sums are of Σ_e x_e m_e.
         if self.q == 0 or n == 0:
             return 0.0, 0.0
-        s1 = _z_to_fraction(z1)
-        s2 = _z_to_fraction(z2)
-        denom = self.n * Fraction(self.q)
-        mean = s1 / n / denom
-        if n < 2:
-            return float(mean), float("nan")
-        var = (n * s2 - s1 * s1) / (n * (n - 1)) / (denom * denom)
-        return float(mean), float(max(var, Fraction(0)))
+        return _stream.layer_stats(n, z1, z2, Fraction(0), 1 / (self.n * Fraction(self.q)))
 
     @property
     def layer_mean(self) -> LayerMean:
@@ -235,14 +204,7 @@ class Simulation:
         (running mean of L) and ``sd`` (running sample sd of L); the
         running standard error is ``sd / sqrt(samples)``.
         """
-        ns = np.asarray(self.trace_t, dtype=np.int64) - self.start
-        means = np.empty(len(ns))
-        sds = np.empty(len(ns))
-        for i, (n, z1, z2) in enumerate(zip(ns.tolist(), self.trace_sum_z, self.trace_sumsq_z)):
-            m, v = self._layer_from_z(n, z1, z2)
-            means[i] = m
-            sds[i] = math.sqrt(v) if v == v else float("nan")
-        return {"samples": ns, "mean": means, "sd": sds}
+        return _stream.running_trace(self, self._layer_from_z)
 
     # -- combination ----------------------------------------------------------
     def merge(self, other: "Simulation") -> "Simulation":
@@ -254,49 +216,11 @@ class Simulation:
         probability, key and variant, and its sample range must start where
         this one ends or end where this one starts.
         """
-        if not isinstance(other, Simulation):
-            raise TypeError(f"`other` must be a Simulation; got {type(other).__name__}.")
-        if other.start + other.samples == self.start:
-            return other.merge(self)
-        if other.start != self.start + self.samples:
-            raise ValueError(
-                f"`other` must cover the samples adjacent to this simulation's range "
-                f"[{self.start}, {self.start + self.samples}); it covers "
-                f"[{other.start}, {other.start + other.samples})."
-            )
-        for name in ("p", "q", "key", "variant", "structure"):
-            if getattr(self, name) != getattr(other, name):
-                raise ValueError(
-                    f"cannot merge simulations with different `{name}`: "
-                    f"{getattr(self, name)!r} vs {getattr(other, name)!r}."
-                )
-        if self.x.shape != other.x.shape or not np.array_equal(self.x, other.x):
-            raise ValueError("cannot merge simulations of different inputs `x`.")
-        tz1 = tuple(self.trace_sum_z) + tuple(z + self.layer_sum_z for z in other.trace_sum_z)
-        tz2 = tuple(self.trace_sumsq_z) + tuple(
-            z + self.layer_sumsq_z for z in other.trace_sumsq_z
-        )
-        info = dict(self.info)
-        info["elapsed_s"] = self.info.get("elapsed_s", 0.0) + other.info.get("elapsed_s", 0.0)
+        a, b = _stream.merge_order(self, other, ("p", "q", "key", "variant", "structure"))
         return Simulation(
-            x=self.x,
-            p=self.p,
-            q=self.q,
-            samples=self.samples + other.samples,
-            start=self.start,
-            keep_counts=self.keep_counts + other.keep_counts,
-            keep_count_hist=self.keep_count_hist + other.keep_count_hist,
-            layer_sum_z=self.layer_sum_z + other.layer_sum_z,
-            layer_sumsq_z=self.layer_sumsq_z + other.layer_sumsq_z,
-            trace_t=tuple(self.trace_t) + tuple(other.trace_t),
-            trace_sum_z=tz1,
-            trace_sumsq_z=tz2,
-            key=self.key,
-            seed_entropy=self.seed_entropy,
-            seed_spawn_key=self.seed_spawn_key,
-            variant=self.variant,
-            structure=self.structure,
-            info=info,
+            keep_counts=a.keep_counts + b.keep_counts,
+            keep_count_hist=a.keep_count_hist + b.keep_count_hist,
+            **_stream.merged_fields(a, b),
         )
 
     def __eq__(self, other) -> bool:
@@ -336,65 +260,21 @@ class Simulation:
 
     # -- serialisation ---------------------------------------------------------
     def to_dict(self) -> dict:
-        tr = self.trace
-        return {
-            "type": "mcdrop.Simulation",
-            "variant": self.variant,
-            "structure": self.structure,
-            "p": self.p,
-            "q": self.q,
-            "samples": self.samples,
-            "start": self.start,
-            "x": self.x.tolist(),
-            "shape": list(self.x.shape),
-            "key": list(self.key),
-            "seed_entropy": str(self.seed_entropy) if self.seed_entropy is not None else None,
-            "seed_spawn_key": list(self.seed_spawn_key),
+        return _stream.to_record(self, "mcdrop.Simulation", after_shape={}, after_seed={
             "keep_counts": self.keep_counts.ravel().tolist(),
             "keep_count_hist": self.keep_count_hist.tolist(),
-            "layer_sum_exact": str(self.layer_sum_z),
-            "layer_sumsq_exact": str(self.layer_sumsq_z),
-            "exact_scale_exponent": EMIN,
-            "layer_mean": self.layer_mean.to_dict(),
-            "trace": {
-                "t": list(self.trace_t),
-                "samples": tr["samples"].tolist(),
-                "mean": [json_number(v) for v in tr["mean"]],
-                "sd": [json_number(v) for v in tr["sd"]],
-                "sum_exact": [str(z) for z in self.trace_sum_z],
-                "sumsq_exact": [str(z) for z in self.trace_sumsq_z],
-            },
-            "info": self.info,
-        }
+        })
 
     @classmethod
     def from_dict(cls, d: dict) -> "Simulation":
         """Rebuild a Simulation saved with :meth:`to_dict` (exactly)."""
-        if d.get("type") != "mcdrop.Simulation":
-            raise ValueError(
-                f"not an mcdrop Simulation record (type={d.get('type')!r})."
-            )
-        shape = tuple(d["shape"])
-        ent = d.get("seed_entropy")
+        common = _stream.record_fields(d, "mcdrop.Simulation")
         return cls(
-            x=np.asarray(d["x"], dtype=np.float64).reshape(shape),
-            p=float(d["p"]),
-            q=float(d["q"]),
-            samples=int(d["samples"]),
-            start=int(d["start"]),
-            keep_counts=np.asarray(d["keep_counts"], dtype=np.int64).reshape(shape),
+            keep_counts=np.asarray(d["keep_counts"], dtype=np.int64).reshape(common["x"].shape),
             keep_count_hist=np.asarray(d["keep_count_hist"], dtype=np.int64),
-            layer_sum_z=int(d["layer_sum_exact"]),
-            layer_sumsq_z=int(d["layer_sumsq_exact"]),
-            trace_t=tuple(int(t) for t in d["trace"]["t"]),
-            trace_sum_z=tuple(int(z) for z in d["trace"]["sum_exact"]),
-            trace_sumsq_z=tuple(int(z) for z in d["trace"]["sumsq_exact"]),
-            key=tuple(int(k) for k in d["key"]),
-            seed_entropy=int(ent) if ent is not None else None,
-            seed_spawn_key=tuple(d.get("seed_spawn_key", ())),
             variant=d.get("variant", "inverted"),
             structure=d.get("structure", "element"),
-            info=d.get("info", {}),
+            **common,
         )
 
 
@@ -409,9 +289,8 @@ def _simulate_iv(x, p, keep, samples, seed, start, threads):
         )
     # Exact accumulation of S = Σ x_e m_e and of S² (Dekker's TwoProduct)
     # needs every nonzero |x| in [1e-100, 1e100]; real activations are.
-    ax = np.abs(xa[xa != 0])
-    if ax.size and (ax.min() < 1e-100 or ax.max() > 1e100):
-        bad = ax.min() if ax.min() < 1e-100 else ax.max()
+    bad = _stream.outside_exact_range(xa)
+    if bad is not None:
         raise ValueError(
             f"`x` entries must be 0 or have magnitude in [1e-100, 1e100] (so "
             f"per-sample sums and their squares are accumulated exactly); got {bad!r}."
@@ -476,78 +355,50 @@ def simulate(
     >>> round(sim.layer_mean.mean, 2)
     5.0
     """
-    import numba
-
     xa, pp, qq, n_samples, ss, start, t = _simulate_iv(
         x, p, keep, samples, seed, start, threads
     )
-    key = rng.key_from_seed(ss, rng.STREAM_MASK)
-    n = xa.size
-    T = t if t is not None else numba.get_num_threads()
-    npad = kernels.padded_length(n)
-    xpad = np.zeros(npad, dtype=np.float64)
-    xpad[:n] = xa.ravel()
-    counts, hist, limbs = kernels.new_accumulators(n, T)
-    thr = rng.keep_threshold(qq)
-
-    stop = start + n_samples
-    grid = trace_grid(start, stop)
-    per_batch = max(1, min(kernels.MAX_BATCH_PER_THREAD, _DRAWS_PER_THREAD_BATCH // max(n, 1)) * T)
-    bar = None
-    callback = progress if callable(progress) else None
-    if progress is True:
-        from ._progress import make_bar
-
-        bar = make_bar(total=n_samples, desc="simulate", unit="sample")
-        callback = bar.update
-
-    z1 = 0
-    z2 = 0
-    trace_t, trace_z1, trace_z2 = [], [], []
     t0 = time.perf_counter()
-    old_threads = numba.get_num_threads()
-    try:
-        numba.set_num_threads(T)
-        pos = start
-        gi = 0
-        while pos < stop:
-            nxt = min(stop, pos + per_batch)
-            while gi < len(grid) and grid[gi] <= pos:
-                gi += 1
-            if gi < len(grid) and grid[gi] < nxt:
-                nxt = grid[gi]
-            kernels.run_inverted_batch(xpad, n, thr, key, pos, nxt - pos, counts, hist, limbs)
-            for ti in range(T):
-                z1 += limbs_to_int(limbs[ti, 0])
-                z2 += limbs_to_int(limbs[ti, 1])
-            if gi < len(grid) and grid[gi] == nxt:
-                trace_t.append(nxt)
-                trace_z1.append(z1)
-                trace_z2.append(z2)
-            if callback is not None:
-                callback(nxt - pos)
-            pos = nxt
-    finally:
-        numba.set_num_threads(old_threads)
-        if bar is not None:
-            bar.close()
-    elapsed = time.perf_counter() - t0
-
+    with _stream.kernel_threads(t, progress, n_samples, "simulate") as (T, callback):
+        out = _run_inverted(xa.ravel(), qq, ss, start, n_samples, T, callback)
+    out["keep_counts"] = out["keep_counts"].reshape(xa.shape)
     return Simulation(
         x=xa,
         p=pp,
         q=qq,
         samples=n_samples,
         start=start,
-        keep_counts=counts.sum(axis=0)[:n].reshape(xa.shape),
-        keep_count_hist=hist.sum(axis=0),
-        layer_sum_z=z1,
-        layer_sumsq_z=z2,
-        trace_t=tuple(trace_t),
-        trace_sum_z=tuple(trace_z1),
-        trace_sumsq_z=tuple(trace_z2),
-        key=(int(key[0]), int(key[1])),
         seed_entropy=ss.entropy,
         seed_spawn_key=tuple(ss.spawn_key),
-        info={"threads": T, "elapsed_s": elapsed},
+        info={"threads": T, "elapsed_s": time.perf_counter() - t0},
+        **out,
+    )
+
+
+def _run_inverted(values, q, ss, start, n_samples, T, callback, trace=True) -> dict:
+    """Inverted-dropout masks over ``values`` (1-d) on the core kernel: the stream's fields.
+
+    Returns ``key``, the flat ``keep_counts``, ``keep_count_hist`` and the
+    exact sums of ``Σ_e values_e m_e`` with their trace (see
+    :func:`mcdrop._stream.drive`).  :func:`simulate` runs it on ``x``,
+    :func:`mcdrop.variant_sampling.simulate_variant` on the unit weights of
+    the two-point variants, with the same key, layout and batches.
+    """
+    key = rng.key_from_seed(ss, rng.STREAM_MASK)
+    n = values.size
+    vpad = np.zeros(kernels.padded_length(n), dtype=np.float64)
+    vpad[:n] = values
+    counts, hist, limbs = kernels.new_accumulators(n, T)
+    thr = rng.keep_threshold(q)
+
+    def run(pos, count):
+        kernels.run_inverted_batch(vpad, n, thr, key, pos, count, counts, hist, limbs)
+        return (sum(limbs_to_int(limbs[ti, 0]) for ti in range(T)),
+                sum(limbs_to_int(limbs[ti, 1]) for ti in range(T)))
+
+    z1, z2, tt, t1, t2 = _stream.drive(run, start, n_samples, _stream.per_batch(n, T), callback, trace)
+    return dict(
+        key=(int(key[0]), int(key[1])), keep_counts=counts.sum(axis=0)[:n],
+        keep_count_hist=hist.sum(axis=0), layer_sum_z=z1, layer_sumsq_z=z2,
+        trace_t=tt, trace_sum_z=t1, trace_sumsq_z=t2,
     )

@@ -56,17 +56,22 @@ from scipy import stats as sps
 
 from . import laws, stats
 from ._validation import check_alpha, check_positive_int, check_seed, check_threads, check_x, resolve_pq
-from .laws import PendingCheck
+from .laws import PendingCheck, _bonferroni_interval, _exact, _worst, _z_pvalues
 from .results import ConfidenceInterval
+from .rng import child_seed as _child
 from .variant_sampling import VariantSimulation, simulate_variant
 from .variants import VariantLaw, variant_law
 
 __all__ = [
     "law_checks",
+    "keep_count_checks",
     "control_laws",
     "verify_variant",
+    "verify_variants",
     "default_inputs",
     "standardise",
+    "section_tag",
+    "SUITE",
 ]
 
 POWER = 0.99
@@ -92,10 +97,6 @@ class _MaskView:
         self.n = int(self.keep_counts.size)
 
 
-def _zq(level: float) -> float:
-    return float(sps.norm.isf((1.0 - level) / 2.0))
-
-
 def _unit_name(sim: VariantSimulation) -> str:
     if sim.variant == "dropconnect":
         return "weight"
@@ -104,19 +105,6 @@ def _unit_name(sim: VariantSimulation) -> str:
 
 def _out_name(sim: VariantSimulation) -> str:
     return "output" if sim.variant == "dropconnect" else "element"
-
-
-def _exact(name: str, ok: bool, detail: str, estimate=None, expected=None, extra=None) -> PendingCheck:
-    return PendingCheck(
-        name=name, pvalue=1.0 if ok else 0.0, estimate=estimate, expected=expected,
-        detail=detail, exact=True, statistic=estimate, extra=extra or {},
-    )
-
-
-def _worst(pe: np.ndarray) -> tuple[int, float]:
-    """Index of the smallest p-value and its Bonferroni-adjusted value."""
-    w = int(np.argmin(pe))
-    return w, float(min(1.0, pe.size * pe[w]))
 
 
 def _reference_coefficients(sim: VariantSimulation):
@@ -174,7 +162,7 @@ def _linear_var_law(sim: VariantSimulation, law: VariantLaw, a: np.ndarray) -> f
 # ---------------------------------------------------------------------------
 
 
-def mask_checks(sim: VariantSimulation) -> list[PendingCheck]:
+def keep_count_checks(sim: VariantSimulation) -> list[PendingCheck]:
     """The keep-count checks of :mod:`mcdrop.laws` on the independent units."""
     view = _MaskView(sim.keep_counts, sim.keep_count_hist, sim.samples, sim.q)
     unit = _unit_name(sim)
@@ -202,17 +190,15 @@ def check_mean_layer(sim: VariantSimulation, law: VariantLaw) -> PendingCheck:
     lm = sim.layer_mean
     expected = float(np.mean(law.mean(sim.x, sim.weight)))
     res = stats.mean_test(lm.mean, lm.standard_error, expected)
-    return PendingCheck(
-        name="mean_layer",
-        pvalue=res.pvalue,
+    return PendingCheck.from_test(
+        "mean_layer",
+        res,
         estimate=lm.mean,
         expected=expected,
         detail=(
             f"per-sample layer mean (mean of the {sim.n_outputs} outputs) over {sim.samples} "
             f"samples; CLT z-test of E = {expected:.6g} ({law.describe()})."
         ),
-        interval=lambda level: res.confidence_interval(level),
-        statistic=res.statistic,
     )
 
 
@@ -226,17 +212,15 @@ def check_mean_relative(sim: VariantSimulation, law: VariantLaw) -> PendingCheck
     est = float(np.sum(s * sim.mean.ravel()) / denom)
     se = math.sqrt(max(_linear_var_observed(sim, s), 0.0) / sim.samples) / denom
     res = stats.mean_test(est, se, 1.0)
-    return PendingCheck(
-        name="mean_relative",
-        pvalue=res.pvalue,
+    return PendingCheck.from_test(
+        "mean_relative",
+        res,
         estimate=est,
         expected=1.0,
         detail=(
             "sign(μ)-weighted mean of y over all outputs and samples, relative to Σ|μ| "
             "(μ = the law's E[y]); CLT z-test of 1, unit correlations included."
         ),
-        interval=lambda level: res.confidence_interval(level),
-        statistic=res.statistic,
     )
 
 
@@ -251,9 +235,7 @@ def check_mean_per_output(sim: VariantSimulation, law: VariantLaw) -> PendingChe
     # Zero variance (p = 0): y is deterministic and must equal μ up to the
     # float64 rounding of forming it (1e-12 of the output's magnitude).
     tol = 1e-12 * _magnitude(sim)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(se > 0, diff / se, np.where(np.abs(diff) <= tol, 0.0, np.inf))
-    pe = np.minimum(1.0, 2.0 * sps.norm.sf(np.abs(z)))
+    z, pe = _z_pvalues(diff, se, np.abs(diff) <= tol)
     w, p_check = _worst(pe)
     n_el = ybar.size
     m_w, se_w = float(ybar[w]), float(se[w])
@@ -267,9 +249,7 @@ def check_mean_per_output(sim: VariantSimulation, law: VariantLaw) -> PendingChe
             f"worst of {n_el} {out}s (#{w}): mean {m_w:.6g} vs law {mu[w]:.6g}; "
             f"z-tests, Bonferroni over {out}s."
         ),
-        interval=lambda level: ConfidenceInterval(
-            m_w - _zq(1 - (1 - level) / n_el) * se_w, m_w + _zq(1 - (1 - level) / n_el) * se_w, level
-        ),
+        interval=lambda level: _bonferroni_interval(m_w, se_w, n_el, level),
         statistic=float(z[w]),
         extra={"worst": w},
     )
@@ -302,20 +282,16 @@ def _two_point_variance(sim: VariantSimulation, law: VariantLaw) -> PendingCheck
         if disc < -1e-12:
             pe[sel] = 0.0
             continue
-        sq = math.sqrt(max(disc, 0.0))
-        roots = {min(max((1 - sq) / 2, 0.0), 1.0), min(max((1 + sq) / 2, 0.0), 1.0)}
         pe[sel] = np.max(
-            [laws._two_point_variance_pvalues(k[sel], N, 1.0, r, float(val)) for r in roots], axis=0
+            [laws._two_point_variance_pvalues(k[sel], N, 1.0, r, float(val)) for r in laws._rate_roots(disc)],
+            axis=0,
         )
     w, p_check = _worst(pe)
     n_el = pe.size
     kw, dw = int(k[w]), float(d_ref[w])
 
     def interval(level: float) -> ConfidenceInterval:
-        lo_r, hi_r = stats.clopper_pearson(kw, N, 1 - (1 - level) / n_el)
-        vals = [dw * dw * r * (1 - r) for r in (lo_r, hi_r)]
-        hi = dw * dw / 4 if lo_r <= 0.5 <= hi_r else max(vals)
-        return ConfidenceInterval(min(vals), hi, level)
+        return laws._two_point_variance_interval(kw, N, n_el, dw * dw, level)
 
     return PendingCheck(
         name="variance_per_element",
@@ -336,9 +312,7 @@ def _delta_se(sigma2: np.ndarray, mu4: np.ndarray, N: int) -> np.ndarray:
 
 
 def _variance_z_check(name, obs, s2_law, se, what, detail_tail) -> PendingCheck:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(se > 0, (obs - s2_law) / se, np.where(obs == s2_law, 0.0, np.inf))
-    pe = np.minimum(1.0, 2.0 * sps.norm.sf(np.abs(z)))
+    z, pe = _z_pvalues(obs - s2_law, se, obs == s2_law)
     w, p_check = _worst(pe)
     n = pe.size
     ow, sw = float(obs[w]), float(se[w])
@@ -348,9 +322,7 @@ def _variance_z_check(name, obs, s2_law, se, what, detail_tail) -> PendingCheck:
         estimate=ow,
         expected=float(s2_law[w]),
         detail=f"worst of {n} {what} (#{w}): {ow:.6g} vs law {s2_law[w]:.6g}; {detail_tail}",
-        interval=lambda level: ConfidenceInterval(
-            max(0.0, ow - _zq(1 - (1 - level) / n) * sw), ow + _zq(1 - (1 - level) / n) * sw, level
-        ),
+        interval=lambda level: _bonferroni_interval(ow, sw, n, level, floor=0.0),
         statistic=float(z[w]),
         extra={"worst": w},
     )
@@ -405,17 +377,15 @@ def check_layer_variance(sim: VariantSimulation, law: VariantLaw) -> PendingChec
     unit = "weights" if sim.variant == "dropconnect" and not law.input_mask else (
         "inputs" if sim.variant == "dropconnect" else f"{law.structure}s"
     )
-    return PendingCheck(
-        name="layer_variance",
-        pvalue=res.pvalue,
+    return PendingCheck.from_test(
+        "layer_variance",
+        res,
         estimate=float(lm.var),
         expected=sigma2,
         detail=(
             f"variance over samples of the per-sample layer mean vs {sigma2:.6g}, what independent "
             f"{unit} give under the law ({law.describe()}); delta-method z-test."
         ),
-        interval=lambda level: res.confidence_interval(level),
-        statistic=res.statistic,
     )
 
 
@@ -533,17 +503,15 @@ def check_noise_moments(sim: VariantSimulation, law: VariantLaw) -> list[Pending
         ("noise_kurtosis", rho**4 * m4, 3.0, 96.0, "E z′⁴ = 3"),
     ):
         res = stats.mean_test(est, math.sqrt(v / tot), expected)
-        out.append(PendingCheck(
-            name=name,
-            pvalue=res.pvalue,
+        out.append(PendingCheck.from_test(
+            name,
+            res,
             estimate=est,
             expected=expected,
             detail=(
                 f"pooled over {tot:,} noise draws (exact sums from the kernel); z-test of {what} "
                 f"for the noise standardised by the law's σ (normal-law variance {v:g})."
             ),
-            interval=(lambda r: (lambda level: r.confidence_interval(level)))(res),
-            statistic=res.statistic,
         ))
     return out
 
@@ -584,17 +552,15 @@ def check_second_moment(sim: VariantSimulation, law: VariantLaw) -> PendingCheck
     var_ps = float(np.sum(V * V * ku * (N - ku)) / (float(N) * (N - 1))) / n**2 if N > 1 else 0.0
     expected = float(np.mean(law.var(sim.x) + law.mean(sim.x) ** 2))
     res = stats.mean_test(est, math.sqrt(max(var_ps, 0.0) / N), expected)
-    return PendingCheck(
-        name="second_moment",
-        pvalue=res.pvalue,
+    return PendingCheck.from_test(
+        "second_moment",
+        res,
         estimate=est,
         expected=expected,
         detail=(
             "pooled mean of y² over elements and samples (exact from the keep counts) vs the law; "
             "with a standardised input this is AlphaDropout's self-normalisation (E[y²] = 1)."
         ),
-        interval=lambda level: res.confidence_interval(level),
-        statistic=res.statistic,
     )
 
 
@@ -603,18 +569,18 @@ def check_second_moment(sim: VariantSimulation, law: VariantLaw) -> PendingCheck
 # ---------------------------------------------------------------------------
 
 
-def law_checks(sim: VariantSimulation, law: VariantLaw | None = None, *, mask_checks_: bool = True,
+def law_checks(sim: VariantSimulation, law: VariantLaw | None = None, *, mask_checks: bool = True,
                only: set | None = None) -> list[PendingCheck]:
     """All checks of ``law`` (default: the correct one) on ``sim``.
 
-    ``mask_checks_=False`` leaves out the keep-count checks (negative
+    ``mask_checks=False`` leaves out the keep-count checks (negative
     controls share the reference masks); ``only`` keeps just the named checks.
     """
     law = sim.law if law is None else law
     out: list[PendingCheck] = []
     bernoulli = sim.variant != "gaussian"
-    if bernoulli and mask_checks_:
-        out += mask_checks(sim)
+    if bernoulli and mask_checks:
+        out += keep_count_checks(sim)
     mat = _materialised(sim)
     if sim.q == 0.0:
         out.append(check_zero_output(sim, law, mat))
@@ -710,10 +676,6 @@ def standardise(x) -> np.ndarray:
     """``(x − mean) / sd`` over all elements (population sd): mean 0, variance 1."""
     x = np.asarray(x, dtype=np.float64)
     return (x - x.mean()) / x.std()
-
-
-def _child(ss: np.random.SeedSequence, i: int) -> np.random.SeedSequence:
-    return np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (i,))
 
 
 def default_inputs(variant: str, structure: str, *, sweep: bool, shape=None, seed=None):
@@ -841,9 +803,10 @@ def verify_variant(
     sims: dict[str, VariantSimulation] = {}
 
     def run(name, xx, ww, pp, n, child):
+        # only the main section's running mean is plotted: the sweeps skip the trace
         sims[name] = simulate_variant(xx, pp, variant=variant, structure=structure, weight=ww,
                                       samples=n, seed=_child(ss, child), threads=threads,
-                                      progress=progress)
+                                      progress=progress, trace=name == "main")
 
     run("main", x0, w0, p0, n0, 0)
     sweep_ps = [pp for pp in SWEEP_P if not (pp == 1.0 and variant in ("gaussian", "alpha", "dropconnect"))]
@@ -878,27 +841,14 @@ def verify_variant(
                     specs.append((f"control_{cname}_main", f"{tag} main ctl {CONTROL_TITLES[cname]}",
                                   f"{cdesc} (main input)", "main", claw, names))
 
-    pend_laws, pend_ctrl = [], []
-    for spec in specs:
-        name, _, _, skey, claw, names = spec
+    pending = []
+    for name, _, _, skey, claw, names in specs:
         sim = sims[skey]
         if claw is None:
-            pend_laws.append((spec, law_checks(sim)))
+            pending.append((name, False, law_checks(sim)))
         else:
-            pend_ctrl.append((spec, law_checks(sim, claw, mask_checks_=False, only=names)))
-
-    def decide_family(groups):
-        flat = [pc for _, pcs in groups for pc in pcs]
-        done = laws.decide(flat, alpha)
-        out, i = [], 0
-        for spec, pcs in groups:
-            out.append((spec, done[i: i + len(pcs)]))
-            i += len(pcs)
-        return out, len(flat)
-
-    decided_laws, m_laws = decide_family(pend_laws)
-    decided_ctrl, _ = decide_family(pend_ctrl)
-    by_name = {spec[0]: checks for spec, checks in decided_laws + decided_ctrl}
+            pending.append((name, True, law_checks(sim, claw, mask_checks=False, only=names)))
+    by_name, m_laws = laws.decide_families(pending, alpha)
     zsum = float(sps.norm.isf(alpha / max(m_laws, 1) / 2) + sps.norm.isf(1 - POWER))
     sections = []
     for spec in specs:
@@ -970,7 +920,7 @@ def verify_variants(*, seed=0, alpha: float = 1e-6, threads=None, quick: bool = 
     t0 = time.perf_counter()
     alpha = check_alpha(alpha)
     k = len(suite)
-    budget = dict(samples=10**5, sweep_samples=10**4) if quick else {}
+    budget = dict(samples=2 * 10**4, sweep_samples=5 * 10**3) if quick else {}
     sections, notes = [], [f"alpha = {alpha:g} split over {k} variant runs (Bonferroni), Holm within each run."]
     fig = {"combos": [], "gaussian": None, "alpha": None}
     passed = True

@@ -24,6 +24,7 @@ How each variant is sampled
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -32,30 +33,13 @@ from typing import Callable
 
 import numpy as np
 
-from . import rng, variant_kernels as vk
-from .accumulators import EMIN, limbs_to_int
-from .kernels import MAX_BATCH_PER_THREAD
-from .results import json_number
-from .sampling import LayerMean, Simulation, _simulate_iv, simulate, trace_grid
+from . import _stream, rng, variant_kernels as vk
+from ._stream import to_fraction as _frac
+from .accumulators import limbs_to_int
+from .sampling import LayerMean, _run_inverted, _simulate_iv
 from .variants import check_weight, variant_law
 
 __all__ = ["simulate_variant", "VariantSimulation"]
-
-_DRAWS_PER_THREAD_BATCH = 2**25
-_M32 = np.int64(0xFFFFFFFF)
-
-
-def _frac(z: int) -> Fraction:
-    return Fraction(z, 1 << -EMIN)
-
-
-def _mean_var_z(n: int, z1: int, z2: int) -> tuple[Fraction, Fraction | None]:
-    """Exact mean and unbiased variance of a per-sample statistic from its exact sums."""
-    s1, s2 = _frac(z1), _frac(z2)
-    mean = s1 / n
-    if n < 2:
-        return mean, None
-    return mean, max((n * s2 - s1 * s1) / (n * (n - 1)), Fraction(0))
 
 
 def _normalise_sq(hi: np.ndarray, lo: np.ndarray) -> None:
@@ -168,7 +152,7 @@ class VariantSimulation:
         _, _, c = law.affine_map(self.x)
         return law.unit_sums(c)
 
-    @property
+    @functools.cached_property
     def layer_affine(self) -> tuple[Fraction, Fraction]:
         """``(α0, α1)`` with layer mean ``L = α0 + α1 R`` per sample (exact rationals)."""
         n = self.n_outputs
@@ -232,7 +216,7 @@ class VariantSimulation:
         if self.variant == "dropconnect":
             q2 = Fraction(self.q) ** 2
             return np.array([
-                float(_mean_var_z(N, z1, z2)[1] / q2)
+                float(_stream.mean_var(N, z1, z2)[1] / q2)
                 for z1, z2 in zip(self.output_sum_z, self.output_sumsq_z)
             ])
         _, slope, c = self.law.affine_map(self.x)
@@ -240,9 +224,7 @@ class VariantSimulation:
         return (slope * c) ** 2 * k * (N - k) / (float(N) * (N - 1))
 
     def _layer(self, n: int, z1: int, z2: int) -> tuple[float, float]:
-        a0, a1 = self.layer_affine
-        m, v = _mean_var_z(n, z1, z2)
-        return float(a0 + a1 * m), (float("nan") if v is None else float(a1 * a1 * v))
+        return _stream.layer_stats(n, z1, z2, *self.layer_affine)
 
     @property
     def layer_mean(self) -> LayerMean:
@@ -255,14 +237,7 @@ class VariantSimulation:
     @property
     def trace(self) -> dict:
         """Running layer mean at log-spaced sample counts (``samples``, ``mean``, ``sd``)."""
-        ns = np.asarray(self.trace_t, dtype=np.int64) - self.start
-        means = np.empty(len(ns))
-        sds = np.empty(len(ns))
-        for i, (n, z1, z2) in enumerate(zip(ns.tolist(), self.trace_sum_z, self.trace_sumsq_z)):
-            m, v = self._layer(n, z1, z2)
-            means[i] = m
-            sds[i] = math.sqrt(v) if v == v else float("nan")
-        return {"samples": ns, "mean": means, "sd": sds}
+        return _stream.running_trace(self, self._layer)
 
     # -- materialised outputs (small batches, for exact checks and tests) -------
     def materialise(self, values: int = 2**20) -> tuple[np.ndarray, np.ndarray]:
@@ -286,56 +261,29 @@ class VariantSimulation:
     # -- combination -----------------------------------------------------------------
     def merge(self, other: "VariantSimulation") -> "VariantSimulation":
         """Combine with an adjacent shard of the same stream (exact; commutative, associative)."""
-        if not isinstance(other, VariantSimulation):
-            raise TypeError(f"`other` must be a VariantSimulation; got {type(other).__name__}.")
-        if other.start + other.samples == self.start:
-            return other.merge(self)
-        if other.start != self.start + self.samples:
-            raise ValueError(
-                f"`other` must cover the samples adjacent to this simulation's range "
-                f"[{self.start}, {self.start + self.samples}); it covers "
-                f"[{other.start}, {other.start + other.samples})."
-            )
-        for name in ("variant", "structure", "p", "q", "key"):
-            if getattr(self, name) != getattr(other, name):
-                raise ValueError(
-                    f"cannot merge simulations with different `{name}`: "
-                    f"{getattr(self, name)!r} vs {getattr(other, name)!r}."
-                )
-        if self.x.shape != other.x.shape or not np.array_equal(self.x, other.x):
-            raise ValueError("cannot merge simulations of different inputs `x`.")
-        if (self.weight is None) != (other.weight is None) or (
-            self.weight is not None and not np.array_equal(self.weight, other.weight)
+        a, b = _stream.merge_order(self, other, ("variant", "structure", "p", "q", "key"))
+        if (a.weight is None) != (b.weight is None) or (
+            a.weight is not None and not np.array_equal(a.weight, b.weight)
         ):
             raise ValueError("cannot merge simulations with different `weight`.")
 
-        def add(a, b):
-            return None if a is None else a + b
+        def add(u, v):
+            return None if u is None else u + v
 
-        hi, lo = self.noise_sumsq_hi, self.noise_sumsq_lo
+        hi, lo = a.noise_sumsq_hi, a.noise_sumsq_lo
         if hi is not None:
-            hi, lo = hi + other.noise_sumsq_hi, lo + other.noise_sumsq_lo
+            hi, lo = hi + b.noise_sumsq_hi, lo + b.noise_sumsq_lo
             _normalise_sq(hi, lo)
-        info = dict(self.info)
-        info["elapsed_s"] = self.info.get("elapsed_s", 0.0) + other.info.get("elapsed_s", 0.0)
         return VariantSimulation(
-            variant=self.variant, structure=self.structure, x=self.x, weight=self.weight,
-            p=self.p, q=self.q, samples=self.samples + other.samples, start=self.start,
-            n_units=self.n_units, unit_size=self.unit_size, key=self.key,
-            keep_counts=add(self.keep_counts, other.keep_counts),
-            keep_count_hist=add(self.keep_count_hist, other.keep_count_hist),
-            noise_sum=add(self.noise_sum, other.noise_sum),
+            weight=a.weight, n_units=a.n_units, unit_size=a.unit_size,
+            keep_counts=add(a.keep_counts, b.keep_counts),
+            keep_count_hist=add(a.keep_count_hist, b.keep_count_hist),
+            noise_sum=add(a.noise_sum, b.noise_sum),
             noise_sumsq_hi=hi, noise_sumsq_lo=lo,
-            noise_pow_z=tuple(a + b for a, b in zip(self.noise_pow_z, other.noise_pow_z)),
-            output_sum_z=tuple(a + b for a, b in zip(self.output_sum_z, other.output_sum_z)),
-            output_sumsq_z=tuple(a + b for a, b in zip(self.output_sumsq_z, other.output_sumsq_z)),
-            layer_sum_z=self.layer_sum_z + other.layer_sum_z,
-            layer_sumsq_z=self.layer_sumsq_z + other.layer_sumsq_z,
-            trace_t=tuple(self.trace_t) + tuple(other.trace_t),
-            trace_sum_z=tuple(self.trace_sum_z) + tuple(z + self.layer_sum_z for z in other.trace_sum_z),
-            trace_sumsq_z=tuple(self.trace_sumsq_z)
-            + tuple(z + self.layer_sumsq_z for z in other.trace_sumsq_z),
-            seed_entropy=self.seed_entropy, seed_spawn_key=self.seed_spawn_key, info=info,
+            noise_pow_z=tuple(u + v for u, v in zip(a.noise_pow_z, b.noise_pow_z)),
+            output_sum_z=tuple(u + v for u, v in zip(a.output_sum_z, b.output_sum_z)),
+            output_sumsq_z=tuple(u + v for u, v in zip(a.output_sumsq_z, b.output_sumsq_z)),
+            **_stream.merged_fields(a, b),
         )
 
     def __eq__(self, other) -> bool:
@@ -373,27 +321,15 @@ class VariantSimulation:
     # -- serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict:
         """JSON-ready record (exact sums as decimal strings); :meth:`from_dict` inverts it."""
-        tr = self.trace
 
         def arr(a):
             return None if a is None else np.asarray(a).ravel().tolist()
 
-        return {
-            "type": "mcdrop.VariantSimulation",
-            "variant": self.variant,
-            "structure": self.structure,
-            "p": self.p,
-            "q": self.q,
-            "samples": self.samples,
-            "start": self.start,
-            "x": self.x.tolist(),
-            "shape": list(self.x.shape),
+        return _stream.to_record(self, "mcdrop.VariantSimulation", after_shape={
             "weight": None if self.weight is None else self.weight.tolist(),
             "n_units": self.n_units,
             "unit_size": self.unit_size,
-            "key": list(self.key),
-            "seed_entropy": str(self.seed_entropy) if self.seed_entropy is not None else None,
-            "seed_spawn_key": list(self.seed_spawn_key),
+        }, after_seed={
             "keep_counts": arr(self.keep_counts),
             "keep_count_hist": arr(self.keep_count_hist),
             "noise_sum": arr(self.noise_sum),
@@ -402,27 +338,12 @@ class VariantSimulation:
             "noise_pow_exact": [str(z) for z in self.noise_pow_z],
             "output_sum_exact": [str(z) for z in self.output_sum_z],
             "output_sumsq_exact": [str(z) for z in self.output_sumsq_z],
-            "layer_sum_exact": str(self.layer_sum_z),
-            "layer_sumsq_exact": str(self.layer_sumsq_z),
-            "exact_scale_exponent": EMIN,
-            "layer_mean": self.layer_mean.to_dict(),
-            "trace": {
-                "t": list(self.trace_t),
-                "samples": tr["samples"].tolist(),
-                "mean": [json_number(v) for v in tr["mean"]],
-                "sd": [json_number(v) for v in tr["sd"]],
-                "sum_exact": [str(z) for z in self.trace_sum_z],
-                "sumsq_exact": [str(z) for z in self.trace_sumsq_z],
-            },
-            "info": self.info,
-        }
+        })
 
     @classmethod
     def from_dict(cls, d: dict) -> "VariantSimulation":
         """Rebuild a VariantSimulation saved with :meth:`to_dict` (exactly)."""
-        if d.get("type") != "mcdrop.VariantSimulation":
-            raise ValueError(f"not an mcdrop VariantSimulation record (type={d.get('type')!r}).")
-        shape = tuple(d["shape"])
+        common = _stream.record_fields(d, "mcdrop.VariantSimulation")
         w = None if d.get("weight") is None else np.asarray(d["weight"], dtype=np.float64)
 
         def iarr(name, shp=None):
@@ -433,62 +354,22 @@ class VariantSimulation:
             return a.reshape(shp) if shp is not None else a
 
         kc_shape = w.shape if w is not None else (int(d["n_units"]),)
-        ent = d.get("seed_entropy")
         return cls(
-            variant=d["variant"], structure=d["structure"],
-            x=np.asarray(d["x"], dtype=np.float64).reshape(shape), weight=w,
-            p=float(d["p"]), q=float(d["q"]), samples=int(d["samples"]), start=int(d["start"]),
+            variant=d["variant"], structure=d["structure"], weight=w,
             n_units=int(d["n_units"]), unit_size=int(d["unit_size"]),
-            key=tuple(int(k) for k in d["key"]),
             keep_counts=iarr("keep_counts", kc_shape), keep_count_hist=iarr("keep_count_hist"),
             noise_sum=iarr("noise_sum"), noise_sumsq_hi=iarr("noise_sumsq_hi"),
             noise_sumsq_lo=iarr("noise_sumsq_lo"),
             noise_pow_z=tuple(int(z) for z in d.get("noise_pow_exact", [])),
             output_sum_z=tuple(int(z) for z in d.get("output_sum_exact", [])),
             output_sumsq_z=tuple(int(z) for z in d.get("output_sumsq_exact", [])),
-            layer_sum_z=int(d["layer_sum_exact"]), layer_sumsq_z=int(d["layer_sumsq_exact"]),
-            trace_t=tuple(int(t) for t in d["trace"]["t"]),
-            trace_sum_z=tuple(int(z) for z in d["trace"]["sum_exact"]),
-            trace_sumsq_z=tuple(int(z) for z in d["trace"]["sumsq_exact"]),
-            seed_entropy=int(ent) if ent is not None else None,
-            seed_spawn_key=tuple(d.get("seed_spawn_key", ())),
-            info=d.get("info", {}),
+            **common,
         )
 
 
 # ---------------------------------------------------------------------------
 # sampling
 # ---------------------------------------------------------------------------
-
-
-def _drive(run, start: int, n_samples: int, per_batch: int, callback):
-    """Run ``run(pos, count) -> (dz1, dz2)`` over ``[start, start + n_samples)``.
-
-    Batches stop at the fixed trace grid (:func:`mcdrop.sampling.trace_grid`),
-    so shards record the same trace points one run would.
-    """
-    stop = start + n_samples
-    grid = trace_grid(start, stop)
-    z1 = z2 = 0
-    tt, t1, t2 = [], [], []
-    pos, gi = start, 0
-    while pos < stop:
-        nxt = min(stop, pos + per_batch)
-        while gi < len(grid) and grid[gi] <= pos:
-            gi += 1
-        if gi < len(grid) and grid[gi] < nxt:
-            nxt = grid[gi]
-        d1, d2 = run(pos, nxt - pos)
-        z1 += d1
-        z2 += d2
-        if gi < len(grid) and grid[gi] == nxt:
-            tt.append(nxt)
-            t1.append(z1)
-            t2.append(z2)
-        if callback is not None:
-            callback(nxt - pos)
-        pos = nxt
-    return z1, z2, tuple(tt), tuple(t1), tuple(t2)
 
 
 def _simulate_variant_iv(x, p, keep, variant, structure, weight, samples, seed, start, threads):
@@ -499,13 +380,11 @@ def _simulate_variant_iv(x, p, keep, variant, structure, weight, samples, seed, 
         if weight is None:
             raise ValueError("variant 'dropconnect' needs `weight`, the (out, in) matrix whose entries are dropped.")
         w = check_weight(weight, xa)
-        c = w * xa
-        ac = np.abs(c[c != 0])
-        if ac.size and (ac.min() < 1e-100 or ac.max() > 1e100):
+        bad = _stream.outside_exact_range(w * xa)
+        if bad is not None:
             raise ValueError(
                 "variant 'dropconnect': every nonzero W_ij x_j must have magnitude in "
-                "[1e-100, 1e100] (so per-output sums and squares are exact); got "
-                f"{ac.min() if ac.min() < 1e-100 else ac.max()!r}."
+                f"[1e-100, 1e100] (so per-output sums and squares are exact); got {bad!r}."
             )
     elif weight is not None:
         raise ValueError(f"`weight` is only used by variant 'dropconnect'; got variant {law.variant!r}.")
@@ -531,6 +410,7 @@ def simulate_variant(
     start: int = 0,
     threads: int | None = None,
     progress: bool | Callable[[int], object] = False,
+    trace: bool = True,
 ) -> VariantSimulation:
     """Sample a dropout variant on the reference kernels and return exact statistics.
 
@@ -558,6 +438,10 @@ def simulate_variant(
         Numba threads (default: all).
     progress : bool or callable, default False
         True shows a tqdm bar; a callable receives samples completed per kernel call.
+    trace : bool, default True
+        Record the running layer mean at log-spaced sample counts
+        (:attr:`VariantSimulation.trace`); False skips it (fewer, larger
+        kernel calls).  Every other statistic is identical either way.
 
     Returns
     -------
@@ -577,59 +461,42 @@ def simulate_variant(
     >>> round(s.layer_mean.mean, 1)
     5.0
     """
-    import numba
-
     law, xa, w, n_samples, ss, start, t, n_units, unit_size = _simulate_variant_iv(
         x, p, keep, variant, structure, weight, samples, seed, start, threads
     )
-    T = t if t is not None else numba.get_num_threads()
     common = dict(
         variant=law.variant, structure=law.structure, x=xa, weight=w, p=law.p, q=law.q,
         start=start, samples=n_samples, n_units=n_units, unit_size=unit_size,
         seed_entropy=ss.entropy, seed_spawn_key=tuple(ss.spawn_key),
     )
-
-    if law.two_point:
-        _, _, c = law.affine_map(xa)
-        wu = law.unit_sums(c)
-        core: Simulation = simulate(
-            wu, law.p, samples=n_samples, seed=ss, start=start, threads=t, progress=progress
-        )
-        return VariantSimulation(
-            key=core.key, keep_counts=core.keep_counts, keep_count_hist=core.keep_count_hist,
-            layer_sum_z=core.layer_sum_z, layer_sumsq_z=core.layer_sumsq_z,
-            trace_t=core.trace_t, trace_sum_z=core.trace_sum_z, trace_sumsq_z=core.trace_sumsq_z,
-            info=dict(core.info), **common,
-        )
-
-    bar = None
-    callback = progress if callable(progress) else None
-    if progress is True:
-        from ._progress import make_bar
-
-        bar = make_bar(total=n_samples, desc=f"simulate {law.variant}", unit="sample")
-        callback = bar.update
-    old_threads = numba.get_num_threads()
     t0 = time.perf_counter()
-    try:
-        numba.set_num_threads(T)
-        if law.variant == "gaussian":
-            out = _run_gaussian(law, xa, n_units, ss, start, n_samples, T, callback)
+    with _stream.kernel_threads(t, progress, n_samples, f"simulate {law.variant}") as (T, callback):
+        if law.two_point:
+            out = _run_two_point(law, xa, ss, start, n_samples, T, callback, trace)
+        elif law.variant == "gaussian":
+            out = _run_gaussian(law, xa, n_units, ss, start, n_samples, T, callback, trace)
         else:
-            out = _run_dropconnect(law, xa, w, ss, start, n_samples, T, callback)
-    finally:
-        numba.set_num_threads(old_threads)
-        if bar is not None:
-            bar.close()
+            out = _run_dropconnect(law, xa, w, ss, start, n_samples, T, callback, trace)
     out["info"] = {"threads": T, "elapsed_s": time.perf_counter() - t0}
     return VariantSimulation(**out, **common)
 
 
-def _per_batch(draws_per_sample: int, T: int, cap: int = MAX_BATCH_PER_THREAD) -> int:
-    return max(1, min(cap, _DRAWS_PER_THREAD_BATCH // max(draws_per_sample, 1)) * T)
+def _run_two_point(law, xa, ss, start, n_samples, T, callback, trace) -> dict:
+    # The core kernel on the unit weights W_u = Σ_{e in u} c_e: the same key,
+    # layout and batches as mcdrop.simulate (bit-identical for the inverted
+    # element-wise variant).
+    _, _, c = law.affine_map(xa)
+    wu = law.unit_sums(c)
+    bad = _stream.outside_exact_range(wu)
+    if bad is not None:
+        raise ValueError(
+            f"variant {law.variant!r}: every nonzero unit sum of the inputs must have magnitude in "
+            f"[1e-100, 1e100] (so per-sample sums and squares are exact); got {bad!r}."
+        )
+    return _run_inverted(wu, law.q, ss, start, n_samples, T, callback, trace)
 
 
-def _run_gaussian(law, xa, n_units, ss, start, n_samples, T, callback) -> dict:
+def _run_gaussian(law, xa, n_units, ss, start, n_samples, T, callback, trace) -> dict:
     key = rng.key_from_seed(ss, rng.STREAM_NOISE)
     npairs = (n_units + 1) // 2
     wu = np.zeros(2 * npairs)
@@ -656,7 +523,8 @@ def _run_gaussian(law, xa, n_units, ss, start, n_samples, T, callback) -> dict:
         pow_z[1] += d[3]
         return d[0], d[1]
 
-    z1, z2, tt, t1, t2 = _drive(run, start, n_samples, _per_batch(n_units, T, 2**24), callback)
+    batch = _stream.per_batch(n_units, T, 2**24)
+    z1, z2, tt, t1, t2 = _stream.drive(run, start, n_samples, batch, callback, trace)
     return dict(
         key=(int(key[0]), int(key[1])),
         noise_sum=tot_sum[:n_units].copy(), noise_sumsq_hi=tot_hi[:n_units].copy(),
@@ -665,7 +533,7 @@ def _run_gaussian(law, xa, n_units, ss, start, n_samples, T, callback) -> dict:
     )
 
 
-def _run_dropconnect(law, xa, w, ss, start, n_samples, T, callback) -> dict:
+def _run_dropconnect(law, xa, w, ss, start, n_samples, T, callback, trace) -> dict:
     key = rng.key_from_seed(ss, rng.STREAM_MASK)
     n_out, n_in = w.shape
     c = np.ascontiguousarray((w * xa).ravel())
@@ -684,7 +552,8 @@ def _run_dropconnect(law, xa, w, ss, start, n_samples, T, callback) -> dict:
             sum(limbs_to_int(limbs_layer[ti, 1]) for ti in range(T)),
         )
 
-    z1, z2, tt, t1, t2 = _drive(run, start, n_samples, _per_batch(n_out * n_in, T), callback)
+    batch = _stream.per_batch(n_out * n_in, T)
+    z1, z2, tt, t1, t2 = _stream.drive(run, start, n_samples, batch, callback, trace)
     return dict(
         key=(int(key[0]), int(key[1])),
         keep_counts=counts.sum(axis=0)[: n_out * n_in].reshape(n_out, n_in),

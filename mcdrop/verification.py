@@ -27,6 +27,7 @@ import numpy as np
 from . import __version__, laws, stats
 from ._validation import check_alpha, check_positive_int, check_seed, check_threads, check_x, resolve_pq
 from .results import CheckResult
+from .rng import child_seed as _child
 from .sampling import Simulation, simulate
 
 __all__ = ["verify", "VerifyResult", "VerifySection", "VerifyRow", "SWEEP_P", "sweep_input"]
@@ -59,8 +60,27 @@ class VerifyRow:
         return d
 
 
+class _RowSection:
+    """A titled group of :class:`VerifyRow` (shared by :class:`VerifySection` and ``LawSection``)."""
+
+    @property
+    def as_expected(self) -> bool:
+        return all(r.as_expected for r in self.rows)
+
+    def _record(self, **fields) -> dict:
+        """``to_dict()``: name, title and description, then ``fields``, then the verdicts and checks."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            **fields,
+            "as_expected": self.as_expected,
+            "checks": [r.to_dict() for r in self.rows],
+        }
+
+
 @dataclass(frozen=True)
-class VerifySection:
+class VerifySection(_RowSection):
     """A group of checks on one simulation (and one output scale)."""
 
     name: str
@@ -77,31 +97,92 @@ class VerifySection:
     detectable_bias: float | None
     rows: tuple
 
-    @property
-    def as_expected(self) -> bool:
-        return all(r.as_expected for r in self.rows)
-
     def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "title": self.title,
-            "description": self.description,
-            "p": self.p,
-            "q": self.q,
-            "scale": self.scale,
-            "scale_label": self.scale_label,
-            "samples": self.samples,
-            "shape": list(self.shape),
-            "simulation": self.simulation,
-            "control": self.control,
-            "detectable_bias": self.detectable_bias,
-            "as_expected": self.as_expected,
-            "checks": [r.to_dict() for r in self.rows],
-        }
+        return self._record(
+            p=self.p,
+            q=self.q,
+            scale=self.scale,
+            scale_label=self.scale_label,
+            samples=self.samples,
+            shape=list(self.shape),
+            simulation=self.simulation,
+            control=self.control,
+            detectable_bias=self.detectable_bias,
+        )
+
+
+class _SectionedResult:
+    """A verdict made of sections of :class:`VerifyRow` (laws and negative controls).
+
+    Shared by :class:`VerifyResult` and :class:`mcdrop.law_suite.LawSuiteResult`,
+    which have ``passed``, ``alpha`` and ``sections`` (each with ``rows`` and
+    ``control``).
+    """
+
+    @property
+    def rows(self) -> list[VerifyRow]:
+        return [r for s in self.sections for r in s.rows]
+
+    @property
+    def checks(self) -> list[CheckResult]:
+        """Every check (laws and controls), in table order."""
+        return [r.check for r in self.rows]
+
+    @property
+    def verdict(self) -> str:
+        return "pass" if self.passed else "fail"
+
+    @property
+    def n_law_checks(self) -> int:
+        return sum(len(s.rows) for s in self.sections if not s.control)
+
+    def _headline(self, name: str) -> list[str]:
+        """The summary line and the family-wise bound line of ``__str__``."""
+        m = self.n_law_checks
+        return [
+            f"mcdrop {name}: {'PASS' if self.passed else 'FAIL'} "
+            f"({sum(r.as_expected for r in self.rows)}/{len(self.rows)} checks as expected)",
+            f"family-wise false-alarm bound alpha = {self.alpha:g} over {m} law checks "
+            f"(Holm; intervals at the simultaneous level 1 - alpha/{m}).",
+        ]
+
+    def _table(self, section_width: int, check_width: int, *, expected_column: bool) -> str:
+        """The verdict table as fixed-width text (``expected_column``: the law's value too)."""
+        sw, cw = section_width, check_width
+        exp_head = f" {'expected':>13}" if expected_column else ""
+        head = (
+            f"{'section':<{sw}} {'check':<{cw}} {'estimate':>13}{exp_head} {'interval':>29} "
+            f"{'p-value':>9}  {'verdict':<7} {'expected':<8}"
+        )
+        lines = [head, "-" * len(head)]
+        for s in self.sections:
+            for r in s.rows:
+                c = r.check
+                est = "" if c.estimate is None else f"{c.estimate:.8g}"
+                exp = "" if c.expected is None else f"{c.expected:.8g}"
+                exp = f" {exp:>13}" if expected_column else ""
+                ci = "" if c.confidence_interval is None else (
+                    f"[{c.confidence_interval.low:.7g}, {c.confidence_interval.high:.7g}]"
+                )
+                pv = "" if c.pvalue is None else f"{c.pvalue:.2g}"
+                mark = "ok" if r.as_expected else "UNEXPECTED"
+                lines.append(
+                    f"{s.title[:sw]:<{sw}} {c.name[:cw]:<{cw}} {est:>13}{exp} {ci:>29} {pv:>9}  "
+                    f"{c.verdict.upper():<7} {r.expect:<8} {mark}"
+                )
+        return "\n".join(lines)
+
+    def _dump_json(self, path, indent, separators) -> str:
+        text = json.dumps(self.to_dict(), indent=indent, separators=separators)
+        if path is not None:
+            from .report._io import atomic_write_text
+
+            atomic_write_text(path, text)
+        return text
 
 
 @dataclass(frozen=True, eq=False)
-class VerifyResult:
+class VerifyResult(_SectionedResult):
     """What :func:`verify` found.
 
     Attributes
@@ -124,53 +205,12 @@ class VerifyResult:
     variant: str = "inverted"
     structure: str = "element"
 
-    @property
-    def rows(self) -> list[VerifyRow]:
-        return [r for s in self.sections for r in s.rows]
-
-    @property
-    def checks(self) -> list[CheckResult]:
-        """Every check (laws and controls), in table order."""
-        return [r.check for r in self.rows]
-
-    @property
-    def verdict(self) -> str:
-        return "pass" if self.passed else "fail"
-
-    @property
-    def n_law_checks(self) -> int:
-        return sum(1 for s in self.sections if not s.control for _ in s.rows)
-
     def table(self) -> str:
         """The verdict table as fixed-width text."""
-        head = (
-            f"{'section':<28} {'check':<24} {'estimate':>13} {'interval':>29} "
-            f"{'p-value':>9}  {'verdict':<7} {'expected':<8}"
-        )
-        lines = [head, "-" * len(head)]
-        for s in self.sections:
-            for r in s.rows:
-                c = r.check
-                est = "" if c.estimate is None else f"{c.estimate:.8g}"
-                ci = "" if c.confidence_interval is None else (
-                    f"[{c.confidence_interval.low:.7g}, {c.confidence_interval.high:.7g}]"
-                )
-                pv = "" if c.pvalue is None else f"{c.pvalue:.2g}"
-                mark = "ok" if r.as_expected else "UNEXPECTED"
-                lines.append(
-                    f"{s.title[:28]:<28} {c.name[:24]:<24} {est:>13} {ci:>29} {pv:>9}  "
-                    f"{c.verdict.upper():<7} {r.expect:<8} {mark}"
-                )
-        return "\n".join(lines)
+        return self._table(28, 24, expected_column=False)
 
     def __str__(self) -> str:
-        m = self.n_law_checks
-        lines = [
-            f"mcdrop verify: {'PASS' if self.passed else 'FAIL'} "
-            f"({sum(r.as_expected for r in self.rows)}/{len(self.rows)} checks as expected)",
-            f"family-wise false-alarm bound alpha = {self.alpha:g} over {m} law checks "
-            f"(Holm; intervals at the simultaneous level 1 - alpha/{m}).",
-        ]
+        lines = self._headline("verify")
         for s in self.sections:
             if s.detectable_bias is not None and not s.control:
                 lines.append(
@@ -209,12 +249,7 @@ class VerifyResult:
         ``mcdrop report`` renders the PDF from it later.
         """
         seps = (",", ":") if indent is None else None
-        text = json.dumps(self.to_dict(), indent=indent, separators=seps)
-        if path is not None:
-            from .report._io import atomic_write_text
-
-            atomic_write_text(path, text)
-        return text
+        return self._dump_json(path, indent, seps)
 
     def to_pdf(self, path, *, timestamp: bool = False) -> None:
         """Write the PDF report (verdict table first, then the plots).
@@ -241,10 +276,6 @@ def sweep_input(shape=DEFAULT_SWEEP_SHAPE, seed=None) -> np.ndarray:
     mag = np.exp(g.uniform(np.log(1e-1), np.log(1e2), size=shape))
     sign = np.where(g.random(shape) < 0.5, -1.0, 1.0)
     return (sign * mag).astype(np.float32).astype(np.float64)
-
-
-def _child(ss: np.random.SeedSequence, i: int) -> np.random.SeedSequence:
-    return np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (i,))
 
 
 def _environment() -> dict:
@@ -425,8 +456,7 @@ def verify(
         )
 
     # Law checks: one Holm family.  Controls: their own family, expected to fail.
-    pend_laws = []
-    pend_ctrl = []
+    pending = []
     for spec in sections_spec:
         name, _, _, skey, control, scale, _ = spec
         sim = sims[skey]
@@ -438,27 +468,14 @@ def verify(
             if abs(float(np.mean(sim.x))) < 0.5 * float(np.mean(np.abs(sim.x))):
                 pcs = [pc for pc in pcs if pc.name != "mean_layer"]
             pcs = [pc for pc in pcs if pc.name != "layer_variance"]
-            pend_ctrl.append((spec, pcs))
         else:
-            pend_laws.append((spec, laws.law_checks(sim, scale)))
-
-    def decide_family(groups):
-        flat = [pc for _, pcs in groups for pc in pcs]
-        done = laws.decide(flat, alpha)
-        out, i = [], 0
-        for spec, pcs in groups:
-            out.append((spec, done[i : i + len(pcs)]))
-            i += len(pcs)
-        return out, len(flat)
-
-    decided_laws, m_laws = decide_family(pend_laws)
-    decided_ctrl, _ = decide_family(pend_ctrl)
-
-    by_name = {spec[0]: (spec, checks) for spec, checks in decided_laws + decided_ctrl}
+            pcs = laws.law_checks(sim, scale)
+        pending.append((name, control, pcs))
+    by_name, m_laws = laws.decide_families(pending, alpha)
     sections = []
     for spec in sections_spec:
         name, title, desc, skey, control, scale, label = spec
-        _, checks = by_name[name]
+        checks = by_name[name]
         sim = sims[skey]
         expect = "fail" if control else "pass"
         db = None

@@ -2,7 +2,6 @@
 exact merges, and the verification (laws pass, wrong laws fail)."""
 
 import itertools
-import math
 
 import numpy as np
 import pytest

@@ -12,6 +12,7 @@ from mcdrop.law_suite import SCRIPTS
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # every script end to end (~20 s on 2 idle cores)
 def test_verify_all_smoke_writes_every_pdf(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code = main(["verify", "--all", "--smoke", "--quiet", "--seed", "5"])

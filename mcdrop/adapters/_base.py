@@ -46,6 +46,17 @@ class Adapter:
     framework_version: str | None = None
     seed: int | None = None
 
+    def __init__(self, *, name: str, p: float | None = None, variant: str | None = None,
+                 structure: str | None = None, default_shape: tuple | None = None, seed: int | None = None,
+                 framework_version: str | None = None):
+        self.name = name
+        self.p = p
+        self.variant = variant
+        self.structure = structure
+        self.default_shape = default_shape
+        self.seed = seed
+        self.framework_version = framework_version
+
     def __call__(self, x: np.ndarray, training: bool) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 

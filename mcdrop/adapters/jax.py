@@ -33,15 +33,10 @@ class JaxAdapter(Adapter):
     def __init__(self, call: Callable, *, name: str, p, variant=None, structure=None,
                  default_shape=None, seed=None, reset: Callable | None = None):
         jax = _jax()
+        super().__init__(name=name, p=p, variant=variant, structure=structure, default_shape=default_shape,
+                         seed=seed, framework_version=jax.__version__)
         self._call = call
         self._reset = reset
-        self.name = name
-        self.p = p
-        self.variant = variant
-        self.structure = structure
-        self.default_shape = default_shape
-        self.seed = seed
-        self.framework_version = jax.__version__
 
     def __call__(self, x: np.ndarray, training: bool) -> np.ndarray:
         return np.asarray(self._call(x, bool(training)))

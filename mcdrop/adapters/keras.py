@@ -42,14 +42,10 @@ class KerasAdapter(Adapter):
 
     def __init__(self, layer, *, name: str, p, variant, structure, seed):
         keras = _keras()
+        super().__init__(name=name, p=p, variant=variant, structure=structure, seed=seed,
+                         framework_version=keras.__version__)
         self._layer = layer
         self._keras = keras
-        self.name = name
-        self.p = p
-        self.variant = variant
-        self.structure = structure
-        self.seed = seed
-        self.framework_version = keras.__version__
 
     def __call__(self, x: np.ndarray, training: bool) -> np.ndarray:
         y = self._layer(x, training=bool(training))

@@ -28,14 +28,9 @@ class NumpyAdapter(Adapter):
 
     def __init__(self, fn: Callable, *, name: str, p=None, variant=None, structure=None,
                  default_shape=None, seed=None):
+        super().__init__(name=name, p=p, variant=variant, structure=structure, default_shape=default_shape,
+                         seed=seed, framework_version=np.__version__)
         self._fn = fn
-        self.name = name
-        self.p = p
-        self.variant = variant
-        self.structure = structure
-        self.default_shape = default_shape
-        self.seed = seed
-        self.framework_version = np.__version__
 
     def __call__(self, x: np.ndarray, training: bool):
         return self._fn(x, training)

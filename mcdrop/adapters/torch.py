@@ -60,15 +60,10 @@ class TorchAdapter(Adapter):
                  structure: str | None, default_shape: tuple | None, seed: int | None,
                  module: Any = None):
         torch = _torch()
+        super().__init__(name=name, p=p, variant=variant, structure=structure, default_shape=default_shape,
+                         seed=seed, framework_version=torch.__version__)
         self._forward = forward
         self._module = module
-        self.name = name
-        self.p = p
-        self.variant = variant
-        self.structure = structure
-        self.default_shape = default_shape
-        self.seed = seed
-        self.framework_version = torch.__version__
         self._torch = torch
 
     def __call__(self, x: np.ndarray, training: bool) -> np.ndarray:

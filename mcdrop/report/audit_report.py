@@ -25,6 +25,7 @@ import numpy as np
 from ._io import atomic_path
 from .explain import explain
 from .figures import (
+    as_floats as _floats,
     plot_convergence,
     plot_correlation,
     plot_error_decay,
@@ -42,9 +43,9 @@ from .style import (
     grid_page,
     missing_panel,
     pdf_pages,
-    summary_block,
+    table_row,
     text_lines,
-    verdict_table_pages,
+    verdict_pages,
 )
 
 __all__ = ["render_audit"]
@@ -68,10 +69,6 @@ _RECORD_KEYS = {
 _LEGEND = ("Red, bold: a failed check.  Amber: inconclusive (with a tolerance band: the interval "
            "straddles the band's edge).  Intervals hold simultaneously for the whole family at level "
            "1 - alpha (Bonferroni); p-values are per check, judged with Holm at family-wise alpha.")
-
-
-def _floats(values) -> np.ndarray:
-    return np.asarray([np.nan if v is None else v for v in values], dtype=float)
 
 
 def _record(d: dict, key: str):
@@ -102,15 +99,7 @@ def _alpha_for(d: dict, prefix: str) -> float:
 
 
 def _rows(d: dict) -> list[dict]:
-    return [{
-        "check": c["name"],
-        "estimate": c.get("estimate"),
-        "expected": c.get("expected"),
-        "interval": c.get("confidence_interval"),
-        "pvalue": c.get("pvalue"),
-        "verdict": c["verdict"],
-        "expect": "pass",
-    } for c in d["checks"]]
+    return [table_row(c, expect="pass") for c in d["checks"]]
 
 
 def _fmt(v, spec: str = ",") -> str:
@@ -191,6 +180,13 @@ def _findings(d: dict) -> list[dict]:
     return out
 
 
+def _missing_page(pdf, fig, axes, title: str, why: str) -> None:
+    """Say in the top panel why there is nothing to plot, hide the bottom one, finish the page."""
+    missing_panel(axes[0, 0], title, why)
+    axes[1, 0].set_visible(False)
+    finish_page(pdf, fig)
+
+
 def _convergence_page(pdf, d: dict) -> None:
     fig, axes = grid_page(
         "Convergence: relative mean against the mask draws",
@@ -248,9 +244,7 @@ def _hist_page(pdf, d: dict) -> None:
     )
     rec, why = _record(d, "keep_count_hist")
     if rec is None:
-        missing_panel(axes[0, 0], "keep-count histogram", why)
-        axes[1, 0].set_visible(False)
-        finish_page(pdf, fig)
+        _missing_page(pdf, fig, axes, "keep-count histogram", why)
         return
     n, q = int(rec["n"]), float(rec["q"])
     # the audit may store only the occupied window [offset, offset + len)
@@ -259,11 +253,9 @@ def _hist_page(pdf, d: dict) -> None:
     counts = np.zeros(max(n + 1, off + part.size))
     counts[off : off + part.size] = part
     if not 0 < q < 1 or counts.sum() == 0:
-        missing_panel(axes[0, 0], "keep-count histogram",
+        _missing_page(pdf, fig, axes, "keep-count histogram",
                       f"q = {q:g}: the count per call is deterministic (checked exactly)."
                       if counts.sum() else "no calls were recorded.")
-        axes[1, 0].set_visible(False)
-        finish_page(pdf, fig)
         return
     c = next((c for c in d["checks"] if str(c["name"]).startswith("keep_count")), None) or next(
         (c for c in d["checks"] if "dispersion" in str(c["name"])), None)
@@ -288,9 +280,7 @@ def _per_element_page(pdf, d: dict) -> None:
     )
     rec, why = _record(d, "per_element")
     if rec is None:
-        missing_panel(axes[0, 0], "per-element relative bias", why)
-        axes[1, 0].set_visible(False)
-        finish_page(pdf, fig)
+        _missing_page(pdf, fig, axes, "per-element relative bias", why)
         return
     rel = _floats(rec["relative_bias"])
     se_raw = rec["relative_bias_se"]
@@ -436,11 +426,10 @@ def render_audit(d: dict, path, *, timestamp: bool = False) -> None:
     target = str(d.get("target", "implementation"))
     with atomic_path(path) as tmp:
         with pdf_pages(tmp, title="mcdrop audit report", timestamp=timestamp) as pdf:
-            shown = summary_block(
+            verdict_pages(
                 pdf, title=f"mcdrop audit: {target}"[:70], verdict=verdict, verdict_note=note,
                 lines=_summary_lines(d, timestamp), rows=rows, legend=_LEGEND,
             )
-            verdict_table_pages(pdf, rows, first_page_done=True, skip=shown, legend=_LEGEND)
             if entries:
                 findings_pages(
                     pdf, entries,

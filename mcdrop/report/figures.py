@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 __all__ = [
+    "as_floats",
     "midp_binom_pvalues",
     "simultaneous_z",
     "plot_convergence",
@@ -26,6 +27,11 @@ __all__ = [
 BAND = "tab:blue"
 TARGET = "black"
 BAD = "#cf222e"
+
+
+def as_floats(values) -> np.ndarray:
+    """A float array of JSON numbers, ``None`` (JSON ``null``, a NaN when saved) as NaN."""
+    return np.asarray([np.nan if v is None else v for v in values], dtype=float)
 
 
 def simultaneous_z(alpha: float, m: int = 1) -> float:
@@ -493,7 +499,7 @@ def plot_correlation(ax, offsets, values, bound, *, title: str, xlabel: str,
         Panel title, x-axis label (with units) and what the bound is.
     """
     offs = np.asarray(offsets, dtype=float)
-    vals = np.asarray([np.nan if v is None else v for v in values], dtype=float)
+    vals = as_floats(values)
     many = offs.size > 1500
     if bound is not None and math.isfinite(float(bound)):
         b = float(bound)

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from ._io import atomic_path
-from .style import COLORS, finish_page, grid_page, pdf_pages, summary_block, verdict_table_pages
+from .style import COLORS, finish_page, grid_page, pdf_pages, table_row, verdict_pages
 
 __all__ = ["render_law_suite", "render_variant_verify"]
 
@@ -27,15 +27,8 @@ _BLUE, _RED, _GREY, _GREEN, _ORANGE = "tab:blue", COLORS["fail"], "#57606a", COL
 
 
 def _rows(result: dict) -> list[dict]:
-    rows = []
-    for s in result["sections"]:
-        for c in s["checks"]:
-            rows.append({
-                "section": s["title"], "check": c["name"], "estimate": c.get("estimate"),
-                "expected": c.get("expected"), "interval": c.get("confidence_interval"),
-                "pvalue": c.get("pvalue"), "verdict": c["verdict"], "expect": c.get("expect", "pass"),
-            })
-    return rows
+    return [table_row(c, expect=c.get("expect", "pass"), section=s["title"])
+            for s in result["sections"] for c in s["checks"]]
 
 
 def _front(pdf, result: dict, title: str, lines) -> None:
@@ -44,11 +37,7 @@ def _front(pdf, result: dict, title: str, lines) -> None:
     n_unexp = sum(r["verdict"] != r["expect"] for r in rows)
     note = ("every law held on the reference kernels and every deliberately wrong law was detected"
             if verdict == "pass" else f"{n_unexp} check(s) did not come out as expected (red rows)")
-    skip = summary_block(pdf, title=title, verdict=verdict, verdict_note=note, lines=lines, rows=rows)
-    if isinstance(skip, int):
-        verdict_table_pages(pdf, rows, first_page_done=True, skip=skip)
-    else:  # pragma: no cover - older style helpers without row counts
-        verdict_table_pages(pdf, rows, first_page_done=True)
+    verdict_pages(pdf, title=title, verdict=verdict, verdict_note=note, lines=lines, rows=rows)
 
 
 def _common_lines(result: dict) -> list[tuple[str, str]]:
@@ -206,22 +195,19 @@ def _variant_pages(pdf, result: dict) -> None:
         else:
             axes[0, 1].axis("off")
         if a and a["p"]:
-            ax = axes[1, 0]
-            _errbar(ax, a["p"], a["mean"], a["mean_ci"], color=_BLUE, label="observed (b = -a a' p)")
-            ax.plot(a["p"], a["b0_mean"], "x--", color=_RED, label="law with b = 0")
-            ax.axhline(0, color="black", lw=0.8)
-            ax.set_xlabel("drop probability p")
-            ax.set_ylabel("pooled output mean")
-            ax.set_title("AlphaDropout: mean stays 0", fontsize=9)
-            ax.legend(fontsize=7)
-            ax = axes[1, 1]
-            _errbar(ax, a["p"], a["m2"], a["m2_ci"], color=_BLUE, label="observed")
-            ax.plot(a["p"], a["b0_m2"], "x--", color=_RED, label="law with b = 0")
-            ax.axhline(1, color="black", lw=0.8)
-            ax.set_xlabel("drop probability p")
-            ax.set_ylabel("pooled E[y^2]")
-            ax.set_title("AlphaDropout: second moment stays 1", fontsize=9)
-            ax.legend(fontsize=7)
+            for ax, key, law, label, ylabel, title in (
+                (axes[1, 0], "mean", 0, "observed (b = -a a' p)", "pooled output mean",
+                 "AlphaDropout: mean stays 0"),
+                (axes[1, 1], "m2", 1, "observed", "pooled E[y^2]",
+                 "AlphaDropout: second moment stays 1"),
+            ):
+                _errbar(ax, a["p"], a[key], a[f"{key}_ci"], color=_BLUE, label=label)
+                ax.plot(a["p"], a[f"b0_{key}"], "x--", color=_RED, label="law with b = 0")
+                ax.axhline(law, color="black", lw=0.8)
+                ax.set_xlabel("drop probability p")
+                ax.set_ylabel(ylabel)
+                ax.set_title(title, fontsize=9)
+                ax.legend(fontsize=7)
         else:
             axes[1, 0].axis("off")
             axes[1, 1].axis("off")
@@ -340,7 +326,8 @@ def _inference_pages(pdf, result: dict) -> None:
         "\"No scaling at inference gives a consistent output\" is exact for the layer mean and approximate for the "
         "network output.  Top: gap E[out] - eval output of a 16-32-1 MLP (dropout on input and hidden layer) "
         "with 95% bands as p grows; identity activation (linear network): 0, exactly; ReLU, tanh, sigmoid: a "
-        "Jensen gap, up to ~30% of the output here.  Right: relative to |eval output|.  Bottom: per-unit ReLU "
+        "Jensen gap, up to ~30% of the output here (the ReLU network's gap is negative although every unit's "
+        "is >= 0: w2 has mixed signs).  Right: relative to |eval output|.  Bottom: per-unit ReLU "
         "gaps between 0 and L sd(z); the linear layer's worst z-score against W x + b.",
         2, 2, hspace=0.45, height_ratios=[3, 2])
     colors = {"identity": "black", "relu": _BLUE, "tanh": _ORANGE, "sigmoid": _GREEN}

@@ -29,6 +29,8 @@ __all__ = [
     "finish_page",
     "summary_block",
     "verdict_table_pages",
+    "verdict_pages",
+    "table_row",
     "findings_pages",
     "date_line",
     "fmt_num",
@@ -439,6 +441,30 @@ def summary_block(pdf, *, title: str, verdict: str, verdict_note: str, lines, ro
     text_lines(fig, 0.035, y - 0.006, legend, width=120, fontsize=7.5, color="#57606a")
     finish_page(pdf, fig)
     return len(first)
+
+
+def table_row(check: dict, *, expect: str, section: str | None = None) -> dict:
+    """The verdict-table row of a check record (``CheckResult.to_dict()``), see :func:`summary_block`."""
+    row = {} if section is None else {"section": section}
+    row.update({
+        "check": check["name"],
+        "estimate": check.get("estimate"),
+        "expected": check.get("expected"),
+        "interval": check.get("confidence_interval"),
+        "pvalue": check.get("pvalue"),
+        "verdict": check["verdict"],
+        "expect": expect,
+    })
+    return row
+
+
+def verdict_pages(pdf, *, title: str, verdict: str, verdict_note: str, lines, rows,
+                  legend: str | None = None) -> None:
+    """Page 1 (:func:`summary_block`) and the rest of the verdict table (:func:`verdict_table_pages`)."""
+    rows = list(rows)
+    shown = summary_block(pdf, title=title, verdict=verdict, verdict_note=verdict_note, lines=lines,
+                          rows=rows, legend=legend)
+    verdict_table_pages(pdf, rows, first_page_done=True, skip=shown, legend=legend)
 
 
 def verdict_table_pages(pdf, rows, *, first_page_done: bool, skip: int | None = None,

@@ -25,6 +25,7 @@ import numpy as np
 from ._io import atomic_path
 from .explain import explain
 from .figures import (
+    as_floats as _floats,
     midp_binom_pvalues,
     plot_convergence,
     plot_error_decay,
@@ -42,9 +43,9 @@ from .style import (
     grid_page,
     missing_panel,
     pdf_pages,
-    summary_block,
+    table_row,
     text_lines,
-    verdict_table_pages,
+    verdict_pages,
 )
 
 __all__ = ["render_verify"]
@@ -53,10 +54,6 @@ __all__ = ["render_verify"]
 # ---------------------------------------------------------------------------
 # reading the result dict
 # ---------------------------------------------------------------------------
-
-
-def _floats(values) -> np.ndarray:
-    return np.asarray([np.nan if v is None else v for v in values], dtype=float)
 
 
 def _trace(sim: dict):
@@ -99,25 +96,18 @@ def _sim_sections(result: dict) -> list[tuple[str, dict, dict]]:
     return out
 
 
+def _random_sims(result: dict) -> list[tuple[str, dict, dict]]:
+    """The :func:`_sim_sections` with 0 < p < 1 (random masks; p = 0 or 1 is checked exactly)."""
+    return [(k, s, sec) for k, s, sec in _sim_sections(result) if 0 < float(s["q"]) < 1]
+
+
 def _label(section: dict, sim: dict) -> str:
     return f"{section['title']} (p = {float(sim['p']):g})" if "p=" not in section["title"] else section["title"]
 
 
 def _rows(result: dict) -> list[dict]:
-    rows = []
-    for s in result["sections"]:
-        for c in s["checks"]:
-            rows.append({
-                "section": s["title"],
-                "check": c["name"],
-                "estimate": c.get("estimate"),
-                "expected": c.get("expected"),
-                "interval": c.get("confidence_interval"),
-                "pvalue": c.get("pvalue"),
-                "verdict": c["verdict"],
-                "expect": c.get("expect", "fail" if s["control"] else "pass"),
-            })
-    return rows
+    return [table_row(c, expect=c.get("expect", "fail" if s["control"] else "pass"), section=s["title"])
+            for s in result["sections"] for c in s["checks"]]
 
 
 def _pct(v) -> str:
@@ -311,7 +301,7 @@ def _sweep_convergence_page(pdf, result: dict) -> None:
 
 
 def _hist_page(pdf, result: dict) -> None:
-    sims = [(k, s, sec) for k, s, sec in _sim_sections(result) if 0 < float(s["q"]) < 1][:6]
+    sims = _random_sims(result)[:6]
     single = len(sims) == 1
     ncol = 2 if len(sims) > 1 else 1
     nrow = 2 if single else max(1, math.ceil(len(sims) / ncol))
@@ -348,7 +338,7 @@ def _hist_page(pdf, result: dict) -> None:
 
 
 def _bias_page(pdf, result: dict) -> None:
-    sims = [(k, s, sec) for k, s, sec in _sim_sections(result) if 0 < float(s["q"]) < 1]
+    sims = _random_sims(result)
     skipped = [sec["title"] for k, s, sec in _sim_sections(result) if not 0 < float(s["q"]) < 1]
     sub = ("Relative bias of each element's mean, ȳ/x − 1 = k/(N·q) − 1 from its keep count k over N "
            "samples, in percent (law: 0). The colour scale (or shaded band) ends at the half-width "
@@ -383,7 +373,7 @@ def _bias_page(pdf, result: dict) -> None:
 
 
 def _qq_page(pdf, result: dict) -> None:
-    sims = [(k, s, sec) for k, s, sec in _sim_sections(result) if 0 < float(s["q"]) < 1]
+    sims = _random_sims(result)
     fig, axes = grid_page(
         "Per-element p-values against uniform (QQ plot)",
         "For every element, the two-sided exact binomial mid-p value of its keep count k out of N "
@@ -446,7 +436,7 @@ def _interval_panel(ax, labels, est, lo, hi, *, color, marker, label, zero_label
 
 
 def _independence_page(pdf, result: dict) -> None:
-    sims = [(k, s, sec) for k, s, sec in _sim_sections(result) if 0 < float(s["q"]) < 1]
+    sims = _random_sims(result)
     fig, axes = grid_page(
         "Independence of the mask",
         "A verify result stores counts, not masks, so the autocorrelation of the mask against "
@@ -549,7 +539,7 @@ def render_verify(result: dict, path, *, timestamp: bool = False) -> None:
     entries = _findings(result)
     with atomic_path(path) as tmp:
         with pdf_pages(tmp, title="mcdrop verify report", timestamp=timestamp) as pdf:
-            shown = summary_block(
+            verdict_pages(
                 pdf,
                 title="mcdrop verify: inverted dropout on the reference kernels",
                 verdict=verdict,
@@ -557,7 +547,6 @@ def render_verify(result: dict, path, *, timestamp: bool = False) -> None:
                 lines=_summary_lines(result, timestamp),
                 rows=rows,
             )
-            verdict_table_pages(pdf, rows, first_page_done=True, skip=shown)
             if entries:
                 findings_pages(
                     pdf, entries,
