@@ -91,7 +91,7 @@ _FLUSH = 255
 
 
 @nb.njit(parallel=True, cache=True)
-def _inverted_batch(xpad, n, thr, k0, k1, start, count, counts, hist, limbs):
+def _inverted_batch(xpad, n, thr, k0, k1, start, count, counts, hist, limbs, layer):
     """Stream ``count`` samples from ``start`` into per-thread accumulators.
 
     xpad   : float64[npad]  input, zero-padded to a multiple of LANES (>= 4*blocks)
@@ -99,6 +99,7 @@ def _inverted_batch(xpad, n, thr, k0, k1, start, count, counts, hist, limbs):
     counts : int64[T, npad]  per-thread keep counts (accumulated in place)
     hist   : int64[T, n+1]   per-thread histogram of per-sample keep counts
     limbs  : int64[T, 2, NLIMBS] per-thread exact Σ S and Σ S² (zeroed here)
+    layer  : bool, form the per-sample sums S (False: keep counts and histogram only)
     """
     T = counts.shape[0]
     npad = xpad.shape[0]
@@ -124,9 +125,10 @@ def _inverted_batch(xpad, n, thr, k0, k1, start, count, counts, hist, limbs):
                     mbuf[j] = 0
                 _add_bytes(c8, mbuf)
                 h[_sum_bytes(mbuf)] += 1
-                sv = _masked_sum(xpad, mbuf)
-                exact_add(l_sum, sv)
-                exact_add_square(l_sq, sv)
+                if layer:
+                    sv = _masked_sum(xpad, mbuf)
+                    exact_add(l_sum, sv)
+                    exact_add_square(l_sq, sv)
             for j in range(npad):
                 c[j] += c8[j]
                 c8[j] = 0
@@ -139,7 +141,7 @@ def padded_length(n: int) -> int:
     return max(LANES, -(-n // LANES) * LANES)
 
 
-def run_inverted_batch(xpad, n, thr, key, start, count, counts, hist, limbs) -> None:
+def run_inverted_batch(xpad, n, thr, key, start, count, counts, hist, limbs, layer: bool = True) -> None:
     """Run one batch of the inverted-dropout reference kernel (in place).
 
     Parameters
@@ -158,6 +160,10 @@ def run_inverted_batch(xpad, n, thr, key, start, count, counts, hist, limbs) -> 
         Per-thread accumulators, shapes ``(T, npad)``, ``(T, n + 1)`` and
         ``(T, 2, NLIMBS)``; counts and hist are accumulated into, limbs are
         overwritten with this batch's exact sums.
+    layer : bool, default True
+        Also form the per-sample layer sums ``S`` and their exact sums
+        (``False`` leaves ``limbs`` zero: per-element statistics only, as
+        the benchmark's like-for-like comparison with NumPy uses).
     """
     T = counts.shape[0]
     if count > MAX_BATCH_PER_THREAD * T:
@@ -175,6 +181,7 @@ def run_inverted_batch(xpad, n, thr, key, start, count, counts, hist, limbs) -> 
         counts,
         hist,
         limbs,
+        bool(layer),
     )
 
 
