@@ -7,6 +7,7 @@ is not a TTY (CI logs, pipes), so logs never fill with carriage returns.
 
 from __future__ import annotations
 
+import os
 import sys
 
 __all__ = ["make_bar"]
@@ -72,13 +73,23 @@ def make_bar(total: int, desc: str, unit: str = "sample", *, enabled: bool | Non
         return _NullBar()
     from tqdm import tqdm
 
+    # A terminal that reports a 0 x 0 size (a bare pty, `script`, some CI
+    # consoles) makes tqdm draw nothing (0 columns, and a bar "below" a
+    # 0-line screen is hidden): fall back to 80 x 24 there.
+    try:
+        size = os.get_terminal_size(stream.fileno())
+        width, height = size.columns, size.lines
+    except (AttributeError, OSError, ValueError):
+        width, height = 0, 0
     return tqdm(
         total=total,
         desc=desc,
         unit=unit,
         unit_scale=True,
         file=stream,
-        dynamic_ncols=True,
+        dynamic_ncols=width > 0,
+        ncols=None if width > 0 else 80,
+        nrows=None if height > 0 else 24,
         leave=False,
         mininterval=0.2,
         smoothing=0.1,
