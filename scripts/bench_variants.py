@@ -14,7 +14,7 @@ Methods (8192 random units per sample unless said):
   inverted       mcdrop.simulate on a (32, 256) input (the core kernel)
   standard       the same kernel through simulate_variant (unit weights)
   alpha          AlphaDropout (the same kernel, affine map applied afterwards)
-  gaussian       Gaussian noise: 52-bit Box-Muller, integer grid sums per unit
+  gaussian       Gaussian noise: 32-bit Box-Muller, integer grid sums per unit
   dropconnect    W (32, 256): mask per weight, exact per-output sums
   channel        (64, 128, 4, 4): 8192 channel masks of 16 elements each
   droppath       (8192, 16): 8192 sample masks of 16 elements each
