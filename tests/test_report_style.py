@@ -73,3 +73,18 @@ def test_minor_ticks_dropped_only_on_wide_log_axes():
         assert lin.xaxis.get_minor_locator() is before[lin][0]  # linear axes are left alone
     finally:
         plt.close(fig)
+
+
+def test_finish_page_thins_ticks_before_saving():
+    seen = []
+
+    class FakePdf:
+        def savefig(self, fig):
+            seen.append(type(fig.axes[0].xaxis.get_minor_locator()))
+
+    fig, ax = plt.subplots()
+    ax.plot([1, 1e6], [1, 2])
+    ax.set_xscale("log")
+    style.finish_page(FakePdf(), fig)
+    assert seen == [NullLocator]
+    assert not plt.fignum_exists(fig.number)  # closed after saving
