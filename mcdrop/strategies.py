@@ -38,6 +38,8 @@ __all__ = [
 
 #: Floating dtypes an input array may take.
 DTYPES = ("float16", "float32", "float64")
+#: Magnitudes each dtype holds as normal numbers, with no overflow after rounding.
+_MAGNITUDES = {"float16": (1e-4, 6e4), "float32": (1e-37, 3e38), "float64": (1e-307, 1e307)}
 
 _EDGE_PROBABILITIES = (0.0, 1e-6, 0.001, 0.5, 0.999, 1.0 - 1e-6, 1.0)
 
@@ -115,8 +117,8 @@ def shapes(
 ) -> SearchStrategy[tuple[int, ...]]:
     """Array shapes with between ``min_dims`` and ``max_dims`` dimensions.
 
-    Products above ``max_elements`` are rejected by construction (sides are
-    drawn and then clipped to the remaining budget).
+    No shape has more than ``max_elements`` elements: each side is drawn
+    within what remains of the budget once the later sides get ``min_side``.
     """
     min_dims = _check_int("min_dims", min_dims, 1)
     max_dims = _check_int("max_dims", max_dims, 1)
@@ -163,7 +165,9 @@ def channel_shapes(
 
     ``spatial_dims`` lists the allowed numbers of spatial dimensions (0 gives
     ``(N, C)``, 1 gives ``(N, C, L)`` for Dropout1d, 2 for Dropout2d, 3 for
-    Dropout3d).  The mask unit is each ``(n, c)`` slice.
+    Dropout3d).  The mask unit is each ``(n, c)`` slice.  No shape has more
+    than ``max_elements`` elements (batch, channels and sides are drawn within
+    what remains of it).
     """
     dims = tuple(spatial_dims)
     if not dims or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 0 <= d <= 3 for d in dims):
@@ -176,14 +180,14 @@ def channel_shapes(
     @st.composite
     def _shape(draw) -> tuple[int, ...]:
         nd = draw(st.sampled_from(dims))
-        n = draw(st.integers(1, max_batch))
-        c = draw(st.integers(1, max_channels))
-        budget = max(1, max_elements // (n * c))
+        n = draw(st.integers(1, min(max_batch, max_elements)))
+        c = draw(st.integers(1, min(max_channels, max_elements // n)))
+        budget = max_elements // (n * c)  # >= 1: sides of 1 always fit
         spatial = []
         for _ in range(nd):
-            side = draw(st.integers(1, max(1, min(max_side, budget))))
+            side = draw(st.integers(1, min(max_side, budget)))
             spatial.append(side)
-            budget = max(1, budget // side)
+            budget //= side
         return (n, c, *spatial)
 
     return _shape()
@@ -220,11 +224,13 @@ def input_arrays(
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
             raise InvalidArgument(f"`{nm}` must be a finite positive number; got {v!r}.")
     _check_order("min_magnitude", min_magnitude, "max_magnitude", max_magnitude)
-    if "float16" in names and (max_magnitude > 6e4 or min_magnitude < 1e-4):
-        raise InvalidArgument(
-            "float16 holds magnitudes in [1e-4, 6e4] without overflow or subnormals; "
-            f"got [{min_magnitude!r}, {max_magnitude!r}] with float16 among `dtypes`."
-        )
+    for nm in names:
+        lo, hi = _MAGNITUDES[nm]
+        if max_magnitude > hi or min_magnitude < lo:
+            raise InvalidArgument(
+                f"{nm} holds magnitudes in [{lo:g}, {hi:g}] without overflow or subnormals; "
+                f"got [{min_magnitude!r}, {max_magnitude!r}] with {nm} among `dtypes`."
+            )
     shape_st = shape if isinstance(shape, SearchStrategy) else (
         shapes() if shape is None else st.just(tuple(int(s) for s in shape))
     )
@@ -238,9 +244,7 @@ def input_arrays(
         lo, hi = math.log(min_magnitude), math.log(max_magnitude)
         mag = np.exp(g.uniform(lo, hi, size=shp))
         sign = np.where(g.random(shp) < 0.5, -1.0, 1.0)
-        arr = (sign * mag).astype(dt)
-        arr[arr == 0] = dt.type(min_magnitude)  # never zero after rounding
-        return arr
+        return (sign * mag).astype(dt)  # nonzero and finite: magnitudes checked per dtype
 
     return _array()
 
