@@ -58,6 +58,19 @@ def test_focused_helpers_judge_one_law():
     assert_independent_masks(correct(0.3, seed=6), p=0.3, seed=1, **SMALL)
 
 
+def test_inconclusive_raises_unless_allowed():
+    # A correct dropout, a 0.1% band and only 300 calls: the keep-rate and mean
+    # intervals straddle the band (deterministic: both seeds fixed).
+    kw = dict(p=0.3, tolerance=1e-3, seed=5, **SMALL)
+    with pytest.raises(DropoutAssertionError, match="INCONCLUSIVE") as info:
+        assert_dropout(correct(0.3, seed=1), **kw)
+    assert info.value.report.verdict == "inconclusive"
+    rep = assert_dropout(correct(0.3, seed=1), allow_inconclusive=True, **kw)
+    assert rep.verdict == "inconclusive"
+    with pytest.raises(TypeError, match="`allow_inconclusive`"):
+        assert_dropout(correct(0.3, seed=1), allow_inconclusive="yes", **kw)
+
+
 def test_alpha_per_example():
     assert alpha_per_example(1e-6, 50) == pytest.approx(2e-8)
     with pytest.raises(ValueError, match="`alpha_total`"):
