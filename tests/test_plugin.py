@@ -26,11 +26,13 @@ PROJECT_TEST = textwrap.dedent(
     def test_good(dropout_audit):
         rep = dropout_audit(make(0.3, 1), p=0.3, shape=(16, 32), calls=200, seed=1)
         assert rep == "pass"
+        assert rep.alpha == dropout_audit.alpha  # the audit ran at this test's share
 
     @settings(max_examples=3, derandomize=True, deadline=None)
     @given(p=st.sampled_from([0.1, 0.5]))
     def test_good_given(dropout_audit, p):
-        dropout_audit(make(p, 2), p=p, shape=(16, 32), calls=200, seed=2, examples=3)
+        rep = dropout_audit(make(p, 2), p=p, shape=(16, 32), calls=200, seed=2, examples=3)
+        assert rep.alpha == dropout_audit.per_example(3)
 
     def test_bad(dropout_audit):
         dropout_audit(make(0.3, 3, scale=1.0), p=0.3, shape=(16, 32), calls=200, seed=3)
@@ -55,17 +57,19 @@ def _run_pytest(tmp_path, *args, env_extra=None):
 
 
 def test_fixture_budget_summary_and_assertrepr(tmp_path):
-    res = _run_pytest(tmp_path, "--mcdrop-alpha", "4e-6")
+    # 8e-6 over 4 tests: 2e-6 each, unlike the audit's default 1e-6
+    res = _run_pytest(tmp_path, "--mcdrop-alpha", "8e-6")
     out = res.stdout
     assert res.returncode == 1, out
     assert "2 passed" in out and "2 failed" in out, out
     # terminal summary: 4 audits by the fixture (1 + 2 distinct Hypothesis examples + 1) in 3
-    # tests; 4 tests use the fixture -> 1e-6 each
+    # tests; 4 tests use the fixture -> 2e-6 each, 2e-6 / 3 per Hypothesis example
     assert "mcdrop: 4 dropout audit(s) in 3 test(s), 1 failed" in out, out
-    assert "suite-wide alpha 4e-06 split over 4 test(s)" in out
-    assert "alpha per audit 3.33e-07..1e-06" in out
-    # the failing fixture call explains itself
+    assert "suite-wide alpha 8e-06 split over 4 test(s)" in out
+    assert "alpha per audit 6.67e-07..2e-06" in out
+    # the failing fixture call explains itself, and ran at the test's share
     assert "dropout audit FAIL" in out and "mean: FAIL" in out
+    assert "alpha=2e-06 (family-wise, Holm)" in out
     # assert rep == "pass" goes through pytest_assertrepr_compare
     assert "mcdrop AuditReport with verdict 'FAIL'" in out and "failed checks:" in out
 
