@@ -78,7 +78,7 @@ class ConfidenceInterval:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # __eq__ below: also compares to a verdict string
 class CheckResult:
     """The outcome of one statistical or exact check.
 

@@ -110,3 +110,25 @@ def test_merge_rejects_mismatches():
         a.merge(mcdrop.simulate([1.0, 3.0], p=0.5, samples=10, seed=1, start=10))
     with pytest.raises(TypeError, match="`other`"):
         a.merge("nope")
+
+
+@pytest.mark.parametrize("n", [1, 13, 64])
+def test_layer_false_skips_only_the_layer_sums(n):
+    # layer=False (the benchmark's like-for-like kernel) gives the same keep counts
+    # and histogram as layer=True, and leaves the exact limbs at zero.
+    from mcdrop import kernels
+
+    x = np.arange(1, n + 1, dtype=np.float64)
+    xpad = np.zeros(kernels.padded_length(n))
+    xpad[:n] = x
+    key, thr = rng.key_from_seed(77), rng.keep_threshold(0.6)
+    out = {}
+    for layer in (True, False):
+        counts, hist, limbs = kernels.new_accumulators(n, 2)
+        limbs[:] = 1  # the kernel zeroes them either way
+        kernels.run_inverted_batch(xpad, n, thr, key, 5, 700, counts, hist, limbs, layer=layer)
+        out[layer] = counts.sum(axis=0)[:n], hist.sum(axis=0), limbs
+    kc, hist, _ = _reference(x, 0.6, 700, 77, start=5)
+    for layer in (True, False):
+        assert (out[layer][0] == kc).all() and (out[layer][1] == hist).all()
+    assert out[True][2].any() and not out[False][2].any()

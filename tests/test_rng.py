@@ -80,6 +80,17 @@ def test_key_from_seed_deterministic_and_streams_independent():
     assert ss.n_children_spawned == 0  # the caller's SeedSequence is not mutated
 
 
+def test_child_seed_is_the_spawned_child_without_mutating():
+    ss = np.random.SeedSequence(2024, spawn_key=(7,))
+    kids = np.random.SeedSequence(2024, spawn_key=(7,)).spawn(3)
+    for i in range(3):
+        c = rng.child_seed(ss, i)
+        assert c.spawn_key == kids[i].spawn_key == (7, i)
+        assert (c.generate_state(4) == kids[i].generate_state(4)).all()
+    assert ss.n_children_spawned == 0  # unlike ss.spawn()
+    assert not (rng.key_from_seed(rng.child_seed(ss, 0)) == rng.key_from_seed(rng.child_seed(ss, 1))).all()
+
+
 def test_words_look_uniform():
     # 4e5 words in 16 equal bins: chi-square with 15 dof.  The key is fixed, so
     # this is deterministic; the bound (p > 1e-6) guards against a broken round

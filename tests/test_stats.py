@@ -835,3 +835,16 @@ def test_public_api():
     for name in mstats.__all__:
         obj = getattr(mstats, name)
         assert obj.__doc__ and obj.__doc__.strip(), name
+
+
+def test_check_result_compares_to_a_verdict_string():
+    # `assert check == "pass"` compares the verdict (the pytest plugin explains a failure)
+    from mcdrop.results import CheckResult
+
+    c = CheckResult("keep_rate", "fail", pvalue=1e-9, extra={"k": 1})
+    assert c == "fail" and c != "pass"
+    assert c == CheckResult("keep_rate", "fail", pvalue=1e-9, extra={"k": 1})
+    assert c != CheckResult("keep_rate", "fail", pvalue=0.5, extra={"k": 1})
+    assert c.__eq__(3) is NotImplemented
+    with pytest.raises(TypeError, match="CheckResult"):
+        hash(c)
