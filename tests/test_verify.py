@@ -129,3 +129,13 @@ def test_str_and_json(small_verify, tmp_path):
     d = json.loads(out.read_text())
     assert d["type"] == "mcdrop.VerifyResult" and d["verdict"] == "pass"
     assert mcdrop.Simulation.from_dict(d["simulations"]["main"]) == small_verify.simulations["main"]
+    # every section's record: its verdict (controls are as expected when they fail) and rows
+    assert any(s["control"] for s in d["sections"])
+    for rec, sec in zip(d["sections"], small_verify.sections, strict=True):
+        assert rec["name"] == sec.name and rec["as_expected"] is sec.as_expected is True
+        assert [c["verdict"] for c in rec["checks"]] == [r.check.verdict for r in sec.rows]
+    assert "fail" in [c["verdict"] for s in d["sections"] if s["control"] for c in s["checks"]]
+    # a section with one row against its expectation records as_expected False
+    sec = small_verify.sections[0]
+    flipped = dataclasses.replace(sec.rows[0], expect="fail")
+    assert dataclasses.replace(sec, rows=(flipped, *sec.rows[1:])).to_dict()["as_expected"] is False
