@@ -55,9 +55,7 @@ def _mcdrop(x, p, samples, threads, seed):
 
 def _mcdrop_kernel(x, p, samples, threads, seed):
     """The kernel computing exactly the baselines' statistics (keep counts -> per-element mean)."""
-    import numba
-
-    from . import kernels, rng
+    from . import _stream, kernels, rng
 
     q = 1.0 - p
     n = x.size
@@ -65,20 +63,14 @@ def _mcdrop_kernel(x, p, samples, threads, seed):
     xpad[:n] = x.ravel()
     key = rng.key_from_seed(seed)
     thr = rng.keep_threshold(q)
-    per_batch = max(1, (2**25 // n)) * threads
+    step = _stream.per_batch(n, threads)
 
     def run():
-        old = numba.get_num_threads()
-        numba.set_num_threads(threads)
-        try:
+        with _stream.kernel_threads(threads):
             counts, hist, limbs = kernels.new_accumulators(n, threads)
-            pos = 0
-            while pos < samples:
-                c = min(per_batch, samples - pos)
+            for pos in range(0, samples, step):
+                c = min(step, samples - pos)
                 kernels.run_inverted_batch(xpad, n, thr, key, pos, c, counts, hist, limbs, layer=False)
-                pos += c
-        finally:
-            numba.set_num_threads(old)
         keep = counts.sum(axis=0)[:n]
         return keep, x.ravel() / q * keep / samples
 
