@@ -10,10 +10,35 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ConfidenceInterval", "CheckResult", "VERDICTS", "json_number"]
+__all__ = ["ConfidenceInterval", "CheckResult", "VERDICTS", "json_number", "software_environment"]
 
 #: The verdicts a check or a report can carry.
 VERDICTS = ("pass", "fail", "inconclusive")
+
+
+def software_environment() -> dict:
+    """The versions and machine a result records (``environment`` in its JSON).
+
+    ``mcdrop``, ``numpy``, ``numba``, ``scipy`` and ``python`` versions, and
+    ``machine`` (system and architecture); callers add what is theirs (e.g.
+    the thread count, or the audited framework's version).
+    """
+    import platform
+
+    import numba
+    import numpy
+    import scipy
+
+    from . import __version__
+
+    return {
+        "mcdrop": __version__,
+        "numpy": numpy.__version__,
+        "numba": numba.__version__,
+        "scipy": scipy.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.system()} {platform.machine()}",
+    }
 
 
 def json_number(value: Any) -> Any:

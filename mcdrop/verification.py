@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import time
 from dataclasses import dataclass, field
 
@@ -26,7 +25,7 @@ import numpy as np
 
 from . import __version__, laws, stats
 from ._validation import check_alpha, check_positive_int, check_seed, check_threads, check_x, resolve_pq
-from .results import CheckResult
+from .results import CheckResult, software_environment
 from .rng import child_seed as _child
 from .sampling import Simulation, simulate
 
@@ -280,17 +279,8 @@ def sweep_input(shape=DEFAULT_SWEEP_SHAPE, seed=None) -> np.ndarray:
 
 def _environment() -> dict:
     import numba
-    import scipy
 
-    return {
-        "mcdrop": __version__,
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "scipy": scipy.__version__,
-        "python": platform.python_version(),
-        "machine": f"{platform.system()} {platform.machine()}",
-        "cpu_threads": numba.config.NUMBA_NUM_THREADS,
-    }
+    return {**software_environment(), "cpu_threads": numba.config.NUMBA_NUM_THREADS}
 
 
 def _verify_iv(x, p, keep, samples, alpha, seed, threads, sweep_samples, sweep_shape):

@@ -128,6 +128,8 @@ def test_str_and_json(small_verify, tmp_path):
     small_verify.to_json(out)
     d = json.loads(out.read_text())
     assert d["type"] == "mcdrop.VerifyResult" and d["verdict"] == "pass"
+    assert d["environment"]["mcdrop"] == mcdrop.__version__ and d["environment"]["cpu_threads"] >= 1
+    assert {"numpy", "numba", "scipy", "python", "machine"} <= set(d["environment"])
     assert mcdrop.Simulation.from_dict(d["simulations"]["main"]) == small_verify.simulations["main"]
     # every section's record: its verdict (controls are as expected when they fail) and rows
     assert any(s["control"] for s in d["sections"])
