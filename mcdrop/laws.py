@@ -166,6 +166,43 @@ def _bonferroni_interval(est: float, se: float, n: int, level: float, floor: flo
     return ConfidenceInterval(low, est + h, level)
 
 
+def worst_z_check(
+    name: str,
+    est: np.ndarray,
+    expected,
+    se: np.ndarray,
+    detail: Callable[[int], str],
+    *,
+    tol: float = 0.0,
+    floor: float | None = None,
+    extra_key: str = "worst",
+) -> PendingCheck:
+    """One check from per-unit z-tests of ``est = expected``: the worst unit, Bonferroni over units.
+
+    ``se`` is each unit's standard error; where it is 0 the unit is exact
+    (passes iff ``|est - expected| <= tol``).  ``detail(w)`` describes the
+    worst unit ``w``; the interval is :func:`_bonferroni_interval` (bounded
+    below by ``floor``) and ``extra`` is ``{extra_key: w}``.
+    """
+    est = np.asarray(est, dtype=np.float64)
+    expected = np.broadcast_to(np.asarray(expected, dtype=np.float64), est.shape)
+    diff = est - expected
+    z, pe = _z_pvalues(diff, se, np.abs(diff) <= tol)
+    w, p_check = _worst(pe)
+    n = pe.size
+    est_w, se_w = float(est[w]), float(se[w])
+    return PendingCheck(
+        name=name,
+        pvalue=p_check,
+        estimate=est_w,
+        expected=float(expected[w]),
+        detail=detail(w),
+        interval=lambda level: _bonferroni_interval(est_w, se_w, n, level, floor),
+        statistic=float(z[w]),
+        extra={extra_key: w},
+    )
+
+
 def _rate_roots(disc: float) -> set[float]:
     """The keep rates r in [0, 1] with ``1 - 4 r (1 - r) = disc`` (the roots of a two-point variance law)."""
     sq = math.sqrt(max(disc, 0.0))
@@ -291,23 +328,13 @@ def check_mean_per_element(sim: Simulation, scale: float) -> PendingCheck:
     mean, var = _ratio_moments(sim, scale)
     n_el = mean.size
     N = sim.samples
-    se = np.sqrt(var / N)
-    diff = mean - 1.0
-    z, pe = _z_pvalues(diff, se, diff == 0)
-    worst, p_check = _worst(pe)
-    m_w, se_w = float(mean[worst]), float(se[worst])
-    return PendingCheck(
-        name="mean_per_element",
-        pvalue=p_check,
-        estimate=m_w,
-        expected=1.0,
-        detail=(
-            f"worst of {n_el} elements (#{worst}): mean of y/x = {m_w:.6g}; "
+    return worst_z_check(
+        "mean_per_element", mean, 1.0, np.sqrt(var / N),
+        lambda w: (
+            f"worst of {n_el} elements (#{w}): mean of y/x = {mean[w]:.6g}; "
             f"z-test of E[y/x] = 1, Bonferroni over elements."
         ),
-        interval=lambda level: _bonferroni_interval(m_w, se_w, n_el, level),
-        statistic=float(z[worst]),
-        extra={"worst_element": worst},
+        extra_key="worst_element",
     )
 
 

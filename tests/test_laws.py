@@ -85,3 +85,16 @@ def test_decide_families_keeps_laws_and_controls_apart():
     assert [c.verdict for c in decided["ctrl"]] == ["fail", "fail", "pass"]
     assert all(c.alpha == pytest.approx(0.05 / 3) for c in decided["ctrl"])
     assert [c.name for c in decided["ctrl"]] == ["c1", "c2", "c3"]
+
+
+def test_worst_z_check_tolerance_floor_and_worst_unit():
+    est = np.array([1.0, 1.0 + 1e-13, 0.5, 2.0])
+    se = np.array([0.0, 0.0, 0.25, 1.0])
+    pc = laws.worst_z_check("v", est, [1.0, 1.0, 1.0, 1.5], se, lambda w: f"#{w}", tol=1e-12, floor=0.0)
+    # exact units within tol pass; z = -2 (unit 2) beats z = 0.5 (unit 3)
+    assert pc.extra == {"worst": 2} and pc.detail == "#2" and pc.statistic == pytest.approx(-2.0)
+    assert pc.pvalue == pytest.approx(4 * 2 * sps.norm.sf(2.0), rel=1e-12)
+    assert pc.interval(0.9).low == 0.0  # 0.5 - z * 0.25 < 0, floored
+    # without the tolerance the 1e-13 deviation of an exact unit is a certain failure
+    strict = laws.worst_z_check("v", est, [1.0, 1.0, 1.0, 1.5], se, lambda w: "")
+    assert strict.extra == {"worst": 1} and strict.pvalue == 0.0
