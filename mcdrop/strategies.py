@@ -80,6 +80,17 @@ def drop_probabilities(
     The edges that matter for dropout bugs — 0 and 1 exactly, and values next
     to them (1e-6, 0.001, 0.999, 1 - 1e-6) as well as 0.5, where dividing by
     ``p`` and by ``q`` coincide — are drawn often, when inside the range.
+
+    Parameters
+    ----------
+    min_value, max_value : float, default 0.0 and 1.0
+        The range, inside [0, 1], ``min_value <= max_value``.
+    exclude_min, exclude_max : bool, default False
+        Leave out that end of the range.
+
+    Returns
+    -------
+    SearchStrategy[float]
     """
     lo = _check_unit_interval("min_value", min_value)
     hi = _check_unit_interval("max_value", max_value)
@@ -119,6 +130,19 @@ def shapes(
 
     No shape has more than ``max_elements`` elements: each side is drawn
     within what remains of the budget once the later sides get ``min_side``.
+
+    Parameters
+    ----------
+    min_dims, max_dims : int, default 1 and 3
+        Number of dimensions, ``1 <= min_dims <= max_dims``.
+    min_side, max_side : int, default 1 and 64
+        Length of each dimension, ``1 <= min_side <= max_side``.
+    max_elements : int, default 2**14
+        Largest product of the sides; at least ``min_side**min_dims``.
+
+    Returns
+    -------
+    SearchStrategy[tuple of int]
     """
     min_dims = _check_int("min_dims", min_dims, 1)
     max_dims = _check_int("max_dims", max_dims, 1)
@@ -168,6 +192,19 @@ def channel_shapes(
     Dropout3d).  The mask unit is each ``(n, c)`` slice.  No shape has more
     than ``max_elements`` elements (batch, channels and sides are drawn within
     what remains of it).
+
+    Parameters
+    ----------
+    spatial_dims : sequence of int, default (0, 1, 2)
+        Allowed numbers of spatial dimensions, each in 0..3.
+    max_batch, max_channels, max_side : int, default 8, 32 and 16
+        Largest ``N``, ``C`` and spatial side (all sides start at 1).
+    max_elements : int, default 2**14
+        Largest product of the sides.
+
+    Returns
+    -------
+    SearchStrategy[tuple of int]
     """
     dims = tuple(spatial_dims)
     if not dims or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 0 <= d <= 3 for d in dims):
@@ -216,6 +253,20 @@ def input_arrays(
     are random, and no entry is zero, so a mask can be recovered as
     ``y != 0`` and magnitude-dependent dropping shows.  The array is made by
     NumPy from a drawn integer seed: fast at any size and exactly replayable.
+
+    Parameters
+    ----------
+    shape : tuple of int or SearchStrategy, optional
+        A fixed shape, or a strategy for it (default :func:`shapes`).
+    dtypes : sequence of dtype, default :data:`DTYPES`
+        Floating dtypes to draw from.
+    min_magnitude, max_magnitude : float, default 1e-2 and 1e2
+        Range of ``|x|``; every dtype among ``dtypes`` must hold it as normal
+        numbers (float16: [1e-4, 6e4], float32: [1e-37, 3e38]).
+
+    Returns
+    -------
+    SearchStrategy[numpy.ndarray]
     """
     names = tuple(_dtype_name(d) for d in dtypes)
     if not names:
@@ -259,8 +310,23 @@ def audit_configs(
     """Keyword arguments for :func:`mcdrop.audit` / :func:`mcdrop.testing.assert_dropout`.
 
     Draws ``p`` (default: :func:`drop_probabilities`), ``shape`` (default:
-    :func:`shapes`, or :func:`channel_shapes` for ``structure="channel"``),
-    and an integer ``seed``; ``structure`` is passed through.
+    :func:`shapes`, :func:`channel_shapes` for ``structure="channel"``, at
+    least 2-d for ``"sample"``), and an integer ``seed``; ``structure`` is
+    passed through.
+
+    Parameters
+    ----------
+    p, shape : SearchStrategy, optional
+        Strategies for the drop probability and the input shape.
+    structure : {"element", "channel", "sample"}, default "element"
+        The mask structure the audit checks.
+    include_seed : bool, default True
+        Also draw ``seed`` (leave it out to pass your own).
+
+    Returns
+    -------
+    SearchStrategy[dict]
+        Keyword arguments ``p``, ``shape``, ``structure`` (and ``seed``).
     """
     if structure not in ("element", "channel", "sample"):
         raise InvalidArgument(

@@ -176,21 +176,38 @@ def assert_dropout(
 
 
 def assert_keep_rate(fn: Callable, p: float | None = None, *, keep: float | None = None, **audit_options: Any):
-    """Assert that ``fn`` keeps each element with probability ``1 - p`` (exact binomial)."""
+    """Assert that ``fn`` keeps each element with probability ``1 - p`` (exact binomial).
+
+    The focused helpers run the same audit as :func:`assert_dropout` (same
+    ``fn``, ``p``/``keep`` and ``**audit_options``) but judge only their
+    checks; the message still lists every check, the judged ones first.
+    An inconclusive judged check (with a ``tolerance``) raises.
+
+    Returns
+    -------
+    AuditReport
+
+    Raises
+    ------
+    AssertionError
+        (:class:`DropoutAssertionError`) when a judged check does not pass.
+    TypeError, ValueError
+        When ``fn`` is not callable or an option is invalid.
+    """
     return _run(fn, p, keep, audit_options, FOCUS["keep_rate"], False)
 
 
 def assert_mean_preserved(fn: Callable, p: float | None = None, *, keep: float | None = None, **audit_options: Any):
-    """Assert that ``E[fn(x, True)] = x`` (pooled |x|-weighted bias and per element)."""
+    """Assert that ``E[fn(x, True)] = x`` (pooled and per element); see :func:`assert_keep_rate`."""
     return _run(fn, p, keep, audit_options, FOCUS["mean"], False)
 
 
 def assert_eval_identity(fn: Callable, p: float | None = None, *, keep: float | None = None, **audit_options: Any):
-    """Assert that ``fn(x, False)`` returns ``x`` exactly."""
+    """Assert that ``fn(x, False)`` returns ``x`` exactly; see :func:`assert_keep_rate`."""
     return _run(fn, p, keep, audit_options, FOCUS["eval_identity"], False)
 
 
 def assert_independent_masks(fn: Callable, p: float | None = None, *, keep: float | None = None, **audit_options: Any):
-    """Assert no correlation of masks within a call (any memory offset) or across calls."""
+    """Assert no mask correlation within a call (any memory offset) or across calls; see :func:`assert_keep_rate`."""
     return _run(fn, p, keep, audit_options, FOCUS["independence"], False)
 
