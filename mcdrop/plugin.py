@@ -66,6 +66,7 @@ def pytest_configure(config):
     config._mcdrop_budget = _Budget(alpha)
 
 
+@pytest.hookimpl(trylast=True)  # after -k/-m and other plugins have deselected tests
 def pytest_collection_modifyitems(session, config, items):
     n = sum(1 for item in items if "dropout_audit" in getattr(item, "fixturenames", ()))
     config._mcdrop_budget.n_tests = max(n, 1)

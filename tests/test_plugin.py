@@ -133,3 +133,10 @@ def test_plugin_loads_without_torch(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "1 passed" in res.stdout
+
+
+def test_budget_is_split_over_the_selected_tests_only(tmp_path):
+    # -k keeps test_good and test_good_given: the budget goes to those 2, not to all 4
+    res = _run_pytest(tmp_path, "--mcdrop-alpha", "8e-6", "-k", "good")
+    assert res.returncode == 0, res.stdout
+    assert "suite-wide alpha 8e-06 split over 2 test(s)" in res.stdout, res.stdout
