@@ -1,4 +1,8 @@
-"""mcdrop.testing: assertion helpers, and the mutation suite killed under @given."""
+"""mcdrop.testing: assertion helpers, and the mutation suite killed under @given.
+
+Every audit here is seeded (the implementation's generator and the audit's
+``seed``; Hypothesis derandomized), so verdicts are the same on every run.
+"""
 
 import numpy as np
 import pytest
