@@ -62,6 +62,7 @@ def test_passing_check_has_no_reading():
 def test_patterns(check, p, needle):
     text = explain(check, p=p)
     assert needle in text, text
+    assert text[0].isupper(), text  # a sentence on the page
 
 
 def test_q_alone_is_enough():
@@ -82,6 +83,9 @@ def test_at_p_half_the_ambiguity_is_stated():
     assert "not rescaled" in text and "swapped" in text
     # and dividing by p is the correct scale there: never offered
     assert "divided by p" not in text
+    # not even for a small bias, whose ratio lies within the 5% match of q/p = 1
+    text = explain(fail("mean", 1.003, 1.0), p=0.5)
+    assert "divided by p" not in text and "small, systematic error" in text
 
 
 def test_call_correlation_patterns():

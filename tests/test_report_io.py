@@ -12,7 +12,7 @@ import mcdrop
 from mcdrop import _progress
 from mcdrop.cli import main
 from mcdrop.report import load_result, render, validate_result
-from mcdrop.report._io import atomic_path
+from mcdrop.report._io import atomic_path, atomic_write_text
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,9 @@ def _leftovers(directory) -> list[str]:
           "alpha": 1e-6, "checks": [], "p": 0.3}, "verdict 'ok'"),
         ({"type": "mcdrop.AuditReport", "mcdrop_version": mcdrop.__version__, "verdict": "pass",
           "alpha": 1e-6, "checks": [{"name": "mean"}], "p": 0.3}, "checks[0] lacks"),
+        ({"type": "mcdrop.LawSuiteResult", "mcdrop_version": mcdrop.__version__, "verdict": "pass",
+          "alpha": 1e-6, "name": "variants", "title": "t", "sections": [{"title": "s"}]},
+         "sections[0] lacks the field(s) ['checks']"),
     ],
 )
 def test_load_rejects_foreign_or_incomplete_json(tmp_path, payload, msg):
@@ -136,6 +139,18 @@ def test_malformed_field_is_a_value_error_and_no_file(tiny, tmp_path):
     with pytest.raises(ValueError, match="malformed"):
         render(d, out)
     assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_atomic_output_has_the_usual_file_mode_and_needs_a_name(tmp_path):
+    # mkstemp creates 0600; the finished file gets what open() would give
+    target = tmp_path / "r.json"
+    atomic_write_text(target, "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.read_text() == "{}"
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    with pytest.raises(ValueError, match="has no file name"):
+        atomic_write_text("", "{}")
 
 
 def test_atomic_path_interrupt(tmp_path):

@@ -54,6 +54,26 @@ def test_table_writes_each_section_once_per_group_and_keeps_rows_aligned():
     # the numbers of a plain row are one black string starting at the estimate column
     numbers = [t for t in texts if t[0].startswith("0.5") and t[1] == "black"]
     assert len(numbers) == 6 and "[0.49, 0.51]" in numbers[0][0] and "0.7" in numbers[0][0]
+    # check and verdict cells in the row's colour: green for a pass, grey for a detected control
+    assert {t[1] for t in checks[:6]} == {style.COLORS["pass"]}
+    assert checks[6][1] == style.COLORS["expected"]
+    verdicts = [t for t in texts if t[0] in ("PASS", "FAIL (expected)")]
+    assert [t[0] for t in verdicts] == ["PASS"] * 6 + ["FAIL (expected)"]
+    assert [t[1] for t in verdicts] == [style.COLORS["pass"]] * 6 + [style.COLORS["expected"]]
+    assert all(t[2] == "bold" for t in verdicts)
+    # every cell starts under its heading (monospaced: x = x0 + column offset in characters)
+    head = next(t for t in texts if t[0].startswith("section"))
+    x0 = head[3][0]
+
+    def under(heading, cells):
+        x = x0 + head[0].index(heading) * style._CHAR
+        return all(abs(t[3][0] - x) < 1e-12 for t in cells)
+
+    assert under("section", sections) and under("check", checks)
+    assert under("estimate", numbers) and under("verdict", verdicts)
+    cols = [head[0].index(h) - head[0].index("estimate") for h in ("expected", "interval", "p-value")]
+    assert [numbers[0][0].find(v, c) for v, c in zip(("0.5", "[0.49", "0.7"), cols)] == cols
+    assert red[0][3][0] == x0 and red[0][0].index("PASS") == head[0].index("verdict")
 
 
 def test_minor_ticks_dropped_only_on_wide_log_axes():

@@ -15,7 +15,10 @@ pypdf = pytest.importorskip("pypdf")
 @pytest.fixture(scope="module")
 def small():
     # Small seeded budget (1e5 seed samples, 2000 per sweep point): the
-    # verdicts are deterministic for this seed.
+    # verdicts are deterministic for this seed.  Every law holds with
+    # family-wise false-alarm probability at most alpha = 1e-6 (Holm), and
+    # the controls' scale errors (no rescale: x q; dividing by p: x q/p = 2.3
+    # at p = 0.3) are tens of percent, far above what these budgets detect.
     return mcdrop.verify(samples=10**5, sweep_samples=2000, seed=20241127)
 
 
@@ -148,6 +151,9 @@ def test_midp_values_are_closer_to_uniform_than_central_ones():
     central = _two_sided_binom_p(k, 50, 0.3)
     assert np.all((mid >= 0) & (mid <= 1))
     # sd of a mean of 20000 uniforms is 0.002; 0.015 is 7 sd (plus the small
-    # discreteness bias of mid-p at n = 50, measured 0.007)
+    # discreteness bias of mid-p at n = 50: exact mean 0.5057)
     assert abs(mid.mean() - 0.5) < 0.015
+    # exact means under Binomial(50, 0.3): central 0.5796, mid-p 0.5057; the gap
+    # of 0.074 is 0.024 above the cut, many times the sd of a difference of two
+    # means of 20000 p-values (< 0.003)
     assert central.mean() > mid.mean() + 0.05
