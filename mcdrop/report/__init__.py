@@ -8,6 +8,8 @@ unless ``timestamp=True`` asks for the rendering date.
 
 from __future__ import annotations
 
+from .loading import load_result, validate_result
+
 __all__ = ["render", "render_verify", "render_audit", "load_result", "validate_result"]
 
 
@@ -41,27 +43,6 @@ def render_audit(result: dict, path, *, timestamp: bool = False) -> None:
     return render(result, path, timestamp=timestamp, _expect="mcdrop.AuditReport")
 
 
-def load_result(path) -> dict:
-    """Load and validate a result JSON written by mcdrop.
-
-    Raises
-    ------
-    ValueError
-        If the file is missing, not JSON, not an mcdrop result, from another
-        mcdrop version, or lacks fields the report needs.
-    """
-    from .loading import load_result as _load
-
-    return _load(path)
-
-
-def validate_result(result: dict, source: str = "result") -> dict:
-    """Check a result dict before rendering (see :mod:`mcdrop.report.loading`)."""
-    from .loading import validate_result as _validate
-
-    return _validate(result, source)
-
-
 def render(result: dict, path, *, timestamp: bool = False, _expect: str | None = None) -> None:
     """Render any mcdrop result dict to a PDF, dispatching on its ``type``.
 
@@ -83,9 +64,7 @@ def render(result: dict, path, *, timestamp: bool = False, _expect: str | None =
         If ``result`` is not a complete mcdrop result of this version, or
         ``path`` cannot be written.
     """
-    from .loading import validate_result as _validate
-
-    _validate(result)
+    validate_result(result)
     kind = result["type"]
     if _expect is not None and kind != _expect:
         raise ValueError(f"expected a {_expect} record; got {kind!r}.")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["explain", "MEAN_PATTERNS"]
+__all__ = ["explain", "mean_patterns"]
 
 #: Relative distance under which an estimate/expected ratio "matches" a pattern.
 RTOL = 0.05
@@ -78,7 +78,7 @@ def _matches(r: float, iv, candidates, rtol: float = RTOL):
     return out
 
 
-def MEAN_PATTERNS(p: float | None, q: float | None) -> list[tuple[float | None, str]]:
+def mean_patterns(p: float | None, q: float | None) -> list[tuple[float | None, str]]:
     """The classic mean ratios ``E[y]/x`` and what each means (for ``p``, ``q``)."""
     if p is None or q is None:
         return []
@@ -108,7 +108,7 @@ def _explain_mean(check, p, q):
     name = check.get("name", "")
     # The worst of many elements sits a few standard errors off the pooled
     # value, so a per-element estimate gets a wider match.
-    found = _matches(r, iv, MEAN_PATTERNS(p, q), rtol=2 * RTOL if "element" in name else RTOL)
+    found = _matches(r, iv, mean_patterns(p, q), rtol=2 * RTOL if "element" in name else RTOL)
     if found:
         return " Or: ".join(found[:2])
     pct = 100.0 * (r - 1.0)
@@ -291,7 +291,7 @@ def _explain_element_independence(autocorrelation, shape):
         item = 1
         for s in shape[1:]:
             item *= int(s)
-        if off % item == 0 and len(shape) >= 2 and off == item:
+        if off == item:
             return head + ("the same mask for every item of the batch (a mask drawn for one item "
                            "and broadcast along the batch axis).")
         if off % row == 0:

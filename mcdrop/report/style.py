@@ -44,7 +44,6 @@ A4 = (8.27, 11.69)
 ROWS_FIRST_PAGE = 30
 ROWS_PER_PAGE = 52
 COLORS = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#9a6700", "expected": "#57606a"}
-_COLORS = COLORS  # backwards-compatible alias
 
 #: Matplotlib settings of every report page: TrueType fonts (text stays
 #: searchable), sizes readable on paper, no randomness in the output.
@@ -166,9 +165,7 @@ def header(fig, title: str, subtitle: str = "", *, top: float = 0.975, width: in
     fig.text(0.5, top, title, ha="center", va="top", fontsize=14, weight="bold")
     y = top - 14 * 1.45 * _LINE
     if subtitle:
-        lines = []
-        for para in str(subtitle).split("\n"):
-            lines += textwrap.wrap(para, width) or [""]
+        lines = _wrap(subtitle, width)
         fig.text(0.5, y, "\n".join(lines), ha="center", va="top", fontsize=9, linespacing=1.35)
         y -= len(lines) * 9 * 1.35 * _LINE
     return y - 0.008
@@ -277,7 +274,7 @@ def fmt_num(v, digits: int = 7) -> str:
 
 
 def fmt_pvalue(v) -> str:
-    """A p-value with two significant digits ('<1e-300' for an underflowed 0 of a test)."""
+    """A p-value with two significant digits ('' for None, 'nan' for NaN, '0' for an underflowed 0)."""
     if v is None:
         return ""
     f = float(v)
@@ -418,7 +415,7 @@ _LEGEND = ("Red, bold: an unexpected outcome (a law that failed, or a negative c
 
 
 def summary_block(pdf, *, title: str, verdict: str, verdict_note: str, lines, rows,
-                  legend: str | None = None, max_rows: int | None = None) -> int:
+                  legend: str | None = None) -> int:
     """Page 1: title, overall verdict, what was tested, and the start of the table.
 
     Parameters
@@ -439,8 +436,6 @@ def summary_block(pdf, *, title: str, verdict: str, verdict_note: str, lines, ro
         ``pvalue``, ``expect`` ("pass", or "fail" for a negative control).
     legend : str, optional
         Text under the table (default: what the colours mean).
-    max_rows : int, optional
-        At most this many rows on page 1 (default ``ROWS_FIRST_PAGE``).
 
     Returns
     -------
@@ -460,13 +455,12 @@ def summary_block(pdf, *, title: str, verdict: str, verdict_note: str, lines, ro
         fig.text(0.06, y, f"{label}:", fontsize=8.8, weight="bold", va="top")
         y = text_lines(fig, 0.215, y, str(text), width=88, fontsize=8.8) - 0.002
     rows = list(rows)
-    cap = ROWS_FIRST_PAGE if max_rows is None else max_rows
     legend = _LEGEND if legend is None else legend
     legend_h = (len(textwrap.wrap(legend, 120)) + 1) * 7.5 * 1.3 * _LINE
     room = y - 0.06 - 0.035 - legend_h
     row_h = 0.0155
     fit = max(int(room / row_h) - 2, 0)
-    first = rows[: min(cap, fit)]
+    first = rows[: min(ROWS_FIRST_PAGE, fit)]
     more = len(rows) - len(first)
     heading = "Verdict table" + (f" (rows 1-{len(first)} of {len(rows)}; continued on the next page)"
                                  if more else "")
