@@ -46,6 +46,7 @@ from .style import (
     table_row,
     text_lines,
     verdict_pages,
+    versions_line,
 )
 
 __all__ = ["render_audit"]
@@ -71,13 +72,19 @@ _LEGEND = ("Red, bold: a failed check.  Amber: inconclusive (with a tolerance ba
            "1 - alpha (Bonferroni); p-values are per check, judged with Holm at family-wise alpha.")
 
 
+def _first_check(d: dict, prefix: str, *, with_alpha: bool = False) -> dict | None:
+    """The first check whose name starts with ``prefix`` (and that records its ``alpha``)."""
+    return next((c for c in d["checks"] if str(c["name"]).startswith(prefix)
+                 and (c.get("alpha") or not with_alpha)), None)
+
+
 def _record(d: dict, key: str):
     """(record, reason it is missing or None)."""
     rec = d.get(key)
     if rec is None:
         why = None
         for prefix in _RECORD_CHECKS[key]:
-            c = next((c for c in d["checks"] if str(c["name"]).startswith(prefix)), None)
+            c = _first_check(d, prefix)
             if c is not None and c.get("detail"):
                 why = f"the check '{c['name']}' says: {c['detail']}"
                 break
@@ -92,7 +99,7 @@ def _record(d: dict, key: str):
 
 
 def _alpha_for(d: dict, prefix: str) -> float:
-    c = next((c for c in d["checks"] if str(c["name"]).startswith(prefix) and c.get("alpha")), None)
+    c = _first_check(d, prefix, with_alpha=True)
     if c is not None:
         return float(c["alpha"])
     return float(d["alpha"]) / max(len(d["checks"]), 1)
@@ -123,15 +130,6 @@ def _summary_lines(d: dict, timestamp: bool) -> list[tuple[str, str]]:
         det.append(f"relative mean bias {float(d['detectable_bias']):.2g}")
     if d.get("detectable_rate_error") is not None:
         det.append(f"relative keep-rate error {float(d['detectable_rate_error']):.2g}")
-    core = ("mcdrop", "numpy", "numba", "scipy", "python")
-    versions = ", ".join(f"{k} {env[k]}" for k in core if k in env)
-    fw = env.get("framework")
-    extra = [f"{k} {v}" for k, v in env.items()
-             if k not in core + ("machine", "cpu_threads", "framework")]
-    if extra:
-        versions += "; framework: " + ", ".join(extra)
-    elif fw:
-        versions += f"; framework: {fw}"
     date = date_line(d, timestamp)
     shape = d.get("shape")
     return [
@@ -146,7 +144,7 @@ def _summary_lines(d: dict, timestamp: bool) -> list[tuple[str, str]]:
         ("Detectable", (", ".join(det) + f", with power {power}") if det else "not recorded"),
         ("Tolerance", "none: point hypotheses (pass / fail)" if not tol else
          f"±{float(tol):g} relative harmless band: pass inside, fail outside, inconclusive across"),
-        ("Versions", versions or "not recorded"),
+        ("Versions", versions_line(env, others="; framework: ")),
         ("Machine", str(env.get("machine", "not recorded"))),
         ("Date", date),
     ]
@@ -216,7 +214,7 @@ def _convergence_page(pdf, d: dict) -> None:
         axes[0, 0].axhspan(1 - float(tol), 1 + float(tol), color="tab:green", alpha=0.08, lw=0,
                            label=f"tolerance band 1 ± {float(tol):g}")
         axes[0, 0].legend(fontsize=7.5, loc="upper right")
-    mc = next((c for c in d["checks"] if str(c["name"]).startswith("mean") and c.get("alpha")), None)
+    mc = _first_check(d, "mean", with_alpha=True)
     plot_error_decay(
         axes[1, 0], n, m, se, 1.0, z_check=simultaneous_z(mc["alpha"]) if mc else None,
         detectable=d.get("detectable_bias"), relative=True,
@@ -257,7 +255,7 @@ def _hist_page(pdf, d: dict) -> None:
                       f"q = {q:g}: the count per call is deterministic (checked exactly)."
                       if counts.sum() else "no calls were recorded.")
         return
-    c = next((c for c in d["checks"] if str(c["name"]).startswith("keep_count")), None) or next(
+    c = _first_check(d, "keep_count") or next(
         (c for c in d["checks"] if "dispersion" in str(c["name"])), None)
     plot_keep_count_hist(axes[0, 0], counts, n, q, unit="call",
                          title=f"{d.get('target', 'implementation')}: n = {n:,} units per call, "

@@ -13,6 +13,7 @@ import numpy as np
 
 __all__ = [
     "as_floats",
+    "trace_arrays",
     "midp_binom_pvalues",
     "simultaneous_z",
     "plot_convergence",
@@ -32,6 +33,18 @@ BAD = "#cf222e"
 def as_floats(values) -> np.ndarray:
     """A float array of JSON numbers, ``None`` (JSON ``null``, a NaN when saved) as NaN."""
     return np.asarray([np.nan if v is None else v for v in values], dtype=float)
+
+
+def trace_arrays(trace: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(n, mean, se)`` of a saved running-mean trace (``samples``, ``mean``, ``sd``).
+
+    ``se = sd/√n``; JSON ``null`` values are NaN.
+    """
+    n = as_floats(trace["samples"])
+    mean = as_floats(trace["mean"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = as_floats(trace["sd"]) / np.sqrt(n)
+    return n, mean, se
 
 
 def simultaneous_z(alpha: float, m: int = 1) -> float:

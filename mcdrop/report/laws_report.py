@@ -18,7 +18,8 @@ import math
 import numpy as np
 
 from ._io import atomic_path
-from .style import COLORS, finish_page, grid_page, pdf_pages, table_row, verdict_pages
+from .figures import trace_arrays
+from .style import COLORS, finish_page, grid_page, pdf_pages, section_rows, verdict_pages, versions_line
 
 __all__ = ["render_law_suite", "render_variant_verify"]
 
@@ -26,13 +27,8 @@ _Z95 = 1.959963984540054
 _BLUE, _RED, _GREY, _GREEN, _ORANGE = "tab:blue", COLORS["fail"], "#57606a", COLORS["pass"], "tab:orange"
 
 
-def _rows(result: dict) -> list[dict]:
-    return [table_row(c, expect=c.get("expect", "pass"), section=s["title"])
-            for s in result["sections"] for c in s["checks"]]
-
-
 def _front(pdf, result: dict, title: str, lines) -> None:
-    rows = _rows(result)
+    rows = section_rows(result)
     verdict = result["verdict"]
     n_unexp = sum(r["verdict"] != r["expect"] for r in rows)
     note = ("every law held on the reference kernels and every deliberately wrong law was detected"
@@ -52,7 +48,7 @@ def _common_lines(result: dict) -> list[tuple[str, str]]:
         ("Controls", f"{sum(1 for s in result['sections'] if s['control'])} sections of deliberately wrong laws; "
                      "each of their checks must FAIL (grey 'FAIL (expected)')."),
         ("Seed", str(result.get("seed"))),
-        ("Versions", ", ".join(f"{k} {v}" for k, v in env.items() if k not in ("machine", "cpu_threads"))),
+        ("Versions", versions_line(env)),
         ("Machine", f"{env.get('machine', '?')}, {env.get('cpu_threads', '?')} threads"),
     ]
 
@@ -106,11 +102,7 @@ def _variant_pages(pdf, result: dict) -> None:
             "AlphaDropout: a(q mean(x) + p a') + b; DropConnect: mean(W x)).",
             max(3, math.ceil(n / 2)), 2, hspace=0.6)
         for ax, c in zip(axes.ravel(), combos):
-            tr = c["trace"]
-            ns = np.asarray(tr["samples"], dtype=float)
-            m = np.asarray(tr["mean"], dtype=float)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                se = np.asarray(tr["sd"], dtype=float) / np.sqrt(ns)
+            ns, m, se = trace_arrays(c["trace"])
             ok = np.isfinite(se) & (ns > 1)
             ax.fill_between(ns[ok], (m - _Z95 * se)[ok], (m + _Z95 * se)[ok], color=_BLUE, alpha=0.25)
             ax.plot(ns, m, color=_BLUE, lw=1.2)

@@ -32,6 +32,8 @@ __all__ = [
     "verdict_table_pages",
     "verdict_pages",
     "table_row",
+    "section_rows",
+    "versions_line",
     "findings_pages",
     "date_line",
     "fmt_num",
@@ -469,6 +471,35 @@ def summary_block(pdf, *, title: str, verdict: str, verdict_note: str, lines, ro
     text_lines(fig, 0.035, y - 0.006, legend, width=120, fontsize=7.5, color="#57606a")
     finish_page(pdf, fig)
     return len(first)
+
+
+def section_rows(result: dict) -> list[dict]:
+    """The verdict-table rows of a sectioned result (verify, law suite): every check of every section.
+
+    A check is expected to pass, or to fail in a negative-control section,
+    unless its record says otherwise (``expect``).
+    """
+    return [table_row(c, expect=c.get("expect", "fail" if s.get("control") else "pass"), section=s["title"])
+            for s in result["sections"] for c in s["checks"]]
+
+
+_CORE_PACKAGES = ("mcdrop", "numpy", "numba", "scipy", "python")
+
+
+def versions_line(env: dict, *, others: str = ", ") -> str:
+    """The "Versions" line of page 1 from a result's ``environment``.
+
+    mcdrop and its core packages first, then any other package (the
+    framework under audit) after ``others``; "not recorded" if none.
+    """
+    line = ", ".join(f"{k} {env[k]}" for k in _CORE_PACKAGES if k in env)
+    extra = [f"{k} {v}" for k, v in env.items()
+             if k not in (*_CORE_PACKAGES, "machine", "cpu_threads", "framework")]
+    if extra:
+        line += others + ", ".join(extra)
+    elif env.get("framework"):
+        line += others + str(env["framework"])
+    return line or "not recorded"
 
 
 def table_row(check: dict, *, expect: str, section: str | None = None) -> dict:

@@ -25,7 +25,6 @@ import numpy as np
 from ._io import atomic_path
 from .explain import explain
 from .figures import (
-    as_floats as _floats,
     midp_binom_pvalues,
     plot_convergence,
     plot_error_decay,
@@ -34,6 +33,7 @@ from .figures import (
     plot_pvalue_qq,
     plot_relative_bias,
     simultaneous_z,
+    trace_arrays,
 )
 from .style import (
     COLORS,
@@ -43,9 +43,10 @@ from .style import (
     grid_page,
     missing_panel,
     pdf_pages,
-    table_row,
+    section_rows,
     text_lines,
     verdict_pages,
+    versions_line,
 )
 
 __all__ = ["render_verify"]
@@ -54,16 +55,6 @@ __all__ = ["render_verify"]
 # ---------------------------------------------------------------------------
 # reading the result dict
 # ---------------------------------------------------------------------------
-
-
-def _trace(sim: dict):
-    tr = sim["trace"]
-    n = np.asarray(tr["samples"], dtype=float)
-    m = _floats(tr["mean"])
-    sd = _floats(tr["sd"])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        se = sd / np.sqrt(n)
-    return n, m, se
 
 
 def _check(section: dict, name: str) -> dict | None:
@@ -105,11 +96,6 @@ def _label(section: dict, sim: dict) -> str:
     return f"{section['title']} (p = {float(sim['p']):g})" if "p=" not in section["title"] else section["title"]
 
 
-def _rows(result: dict) -> list[dict]:
-    return [table_row(c, expect=c.get("expect", "fail" if s["control"] else "pass"), section=s["title"])
-            for s in result["sections"] for c in s["checks"]]
-
-
 def _pct(v) -> str:
     return f"{100 * float(v):.2g}%"
 
@@ -139,13 +125,6 @@ def _summary_lines(result: dict, timestamp: bool) -> list[tuple[str, str]]:
     det = "; ".join(
         f"{s['title']}: {_pct(s['detectable_bias'])}" for s in laws if s.get("detectable_bias")
     )
-    versions = ", ".join(
-        f"{k} {env[k]}" for k in ("mcdrop", "numpy", "numba", "scipy", "python") if k in env
-    )
-    extra = [f"{k} {v}" for k, v in env.items()
-             if k not in ("mcdrop", "numpy", "numba", "scipy", "python", "machine", "cpu_threads")]
-    if extra:
-        versions += ", " + ", ".join(extra)
     date = _date_line(result, timestamp)
     lines = [
         ("What was tested", "mcdrop's reference inverted dropout (Numba Philox-4x32-10 kernels): "
@@ -156,7 +135,7 @@ def _summary_lines(result: dict, timestamp: bool) -> list[tuple[str, str]]:
          f"intervals hold simultaneously at level 1 - alpha/{m} (Bonferroni)."),
         ("Detectable bias", f"smallest relative mean bias detected with power {power}: {det}."
          if det else "n/a"),
-        ("Versions", versions or "not recorded"),
+        ("Versions", versions_line(env)),
         ("Machine", f"{env.get('machine', 'not recorded')}, {env.get('cpu_threads', '?')} threads"),
         ("Date", date),
     ]
@@ -224,7 +203,7 @@ def _convergence_page(pdf, result: dict) -> None:
     x = np.asarray(sim["x"], dtype=float)
     q = float(sim["q"])
     target = float(np.mean(x)) if q > 0 else 0.0
-    n, m, se = _trace(sim)
+    n, m, se = trace_arrays(sim["trace"])
     fig, axes = grid_page(
         f"Convergence: running layer mean ({first['title']})",
         f"{first.get('description', '')}. L is the per-sample layer mean (mean over the "
@@ -287,7 +266,7 @@ def _sweep_convergence_page(pdf, result: dict) -> None:
         x = np.asarray(sim["x"], dtype=float)
         q = float(sim["q"])
         target = float(np.mean(x)) if q > 0 else 0.0
-        n, m, se = _trace(sim)
+        n, m, se = trace_arrays(sim["trace"])
         plot_convergence(
             ax, n, m - target, se, 0.0, ylabel="running mean − mean(x) (units of x)",
             xlabel="samples n, log scale", label="running mean − mean(x)", target_label="target 0",
@@ -527,7 +506,7 @@ def render_verify(result: dict, path, *, timestamp: bool = False) -> None:
         Print the rendering date on page 1 and record it in the metadata.
         Without it the same result always gives the same bytes.
     """
-    rows = _rows(result)
+    rows = section_rows(result)
     verdict = result["verdict"]
     n_unexp = sum(r["verdict"] != r["expect"] for r in rows)
     if verdict == "pass":
