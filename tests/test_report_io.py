@@ -153,6 +153,15 @@ def test_atomic_output_has_the_usual_file_mode_and_needs_a_name(tmp_path):
         atomic_write_text("", "{}")
 
 
+def test_unknown_law_suite_is_a_value_error_and_no_file(tmp_path):
+    d = {"type": "mcdrop.LawSuiteResult", "mcdrop_version": mcdrop.__version__, "verdict": "pass",
+         "alpha": 1e-6, "name": "no_such_law", "title": "t", "sections": []}
+    out = tmp_path / "l.pdf"
+    with pytest.raises(ValueError, match=r"named one of \['inference_gap', 'regularization', 'variants'\]"):
+        render(d, out)
+    assert not out.exists() and _leftovers(tmp_path) == []
+
+
 def test_atomic_path_interrupt(tmp_path):
     target = tmp_path / "t.txt"
     with pytest.raises(KeyboardInterrupt):

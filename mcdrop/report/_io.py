@@ -30,7 +30,7 @@ def check_writable(path) -> Path:
         raise ValueError(f"output path {str(path)!r} has no file name.")
     if p.exists() and p.is_dir():
         raise ValueError(f"output path {str(p)!r} is a directory; give a file name.")
-    parent = p.parent if str(p.parent) else Path(".")
+    parent = p.parent  # Path("r.pdf").parent is Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

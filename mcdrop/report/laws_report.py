@@ -398,10 +398,27 @@ _WHAT = {
 
 
 def render_law_suite(result: dict, path, *, timestamp: bool = False) -> None:
-    """Write the PDF section of a LawSuiteResult dict (``variants``, ``regularization``, ``inference_gap``)."""
+    """Write the PDF section of a law-suite result.
+
+    Parameters
+    ----------
+    result : dict
+        ``LawSuiteResult.to_dict()`` of ``variants``, ``regularization`` or
+        ``inference_gap`` (or the same JSON loaded from disk).
+    path : str or path-like
+        The PDF to write (atomically: never left partial).
+    timestamp : bool, default False
+        Record the rendering date in the metadata.
+
+    Raises
+    ------
+    ValueError
+        If ``result`` is not a LawSuiteResult of one of those names.
+    """
     name = result.get("name")
     if result.get("type") != "mcdrop.LawSuiteResult" or name not in _WHAT:
-        raise ValueError(f"not a law-suite result this renderer knows (type={result.get('type')!r}, name={name!r}).")
+        raise ValueError(f"`result` must be a mcdrop.LawSuiteResult named one of {sorted(_WHAT)}; "
+                         f"got type={result.get('type')!r}, name={name!r}.")
     lines = [("What was tested", _WHAT[name])] + [("Note", n) for n in result.get("notes", [])[:3]]
     lines += _common_lines(result)
     with atomic_path(path) as tmp:
@@ -423,7 +440,18 @@ def render_law_suite(result: dict, path, *, timestamp: bool = False) -> None:
 
 
 def render_variant_verify(result: dict, path, *, timestamp: bool = False) -> None:
-    """Write the report of ``mcdrop.verify(variant=..., structure=...)`` (a VerifyResult dict)."""
+    """Write the report of ``mcdrop.verify(variant=..., structure=...)``.
+
+    Parameters
+    ----------
+    result : dict
+        ``VerifyResult.to_dict()`` of a variant or structure other than
+        inverted element-wise dropout (or the same JSON loaded from disk).
+    path : str or path-like
+        The PDF to write (atomically: never left partial).
+    timestamp : bool, default False
+        Record the rendering date in the metadata.
+    """
     variant, structure = result.get("variant", "inverted"), result.get("structure", "element")
     title = f"mcdrop verify: {variant} dropout, {structure} masks"
     laws = [s for s in result["sections"] if not s["control"]]
