@@ -108,3 +108,28 @@ def test_finish_page_thins_ticks_before_saving():
     style.finish_page(FakePdf(), fig)
     assert seen == [NullLocator]
     assert not plt.fignum_exists(fig.number)  # closed after saving
+
+
+class _Pages:
+    """Stands in for the PDF: keeps each page's texts."""
+
+    def __init__(self):
+        self.pages = []
+
+    def savefig(self, fig):
+        self.pages.append([t.get_text() for t in fig.texts])
+
+
+def test_verdict_pages_draw_every_row_once_in_order():
+    rows = [{"section": f"section {i // 10}", "check": f"check_{i:03d}", "verdict": "pass"} for i in range(130)]
+    pdf = _Pages()
+    style.verdict_pages(pdf, title="t", verdict="pass", verdict_note="note", lines=[("Seed", "0")], rows=rows)
+    drawn = [t for page in pdf.pages for t in page if t.startswith("check_")]
+    assert drawn == [r["check"] for r in rows]  # none lost or repeated at a page break
+    assert len(pdf.pages) >= 3
+    # each page after the first says which rows it holds, continuing where the last stopped
+    shown = sum(t.startswith("check_") for t in pdf.pages[0])
+    for page in pdf.pages[1:]:
+        n = sum(t.startswith("check_") for t in page)
+        assert f"Verdict table (rows {shown + 1}-{shown + n} of 130)" in page
+        shown += n

@@ -523,11 +523,10 @@ def verdict_pages(pdf, *, title: str, verdict: str, verdict_note: str, lines, ro
     rows = list(rows)
     shown = summary_block(pdf, title=title, verdict=verdict, verdict_note=verdict_note, lines=lines,
                           rows=rows, legend=legend)
-    verdict_table_pages(pdf, rows, first_page_done=True, skip=shown, legend=legend)
+    verdict_table_pages(pdf, rows, skip=shown, legend=legend)
 
 
-def verdict_table_pages(pdf, rows, *, first_page_done: bool, skip: int | None = None,
-                        legend: str | None = None) -> None:
+def verdict_table_pages(pdf, rows, *, skip: int = 0, legend: str | None = None) -> None:
     """Continue the verdict table over as many pages as it needs.
 
     Parameters
@@ -536,19 +535,16 @@ def verdict_table_pages(pdf, rows, *, first_page_done: bool, skip: int | None = 
         From :func:`pdf_pages`.
     rows : sequence of dict
         The whole table (as given to :func:`summary_block`).
-    first_page_done : bool
-        Page 1 already shows the first rows; skip them.
-    skip : int, optional
-        How many rows page 1 shows (the return value of
-        :func:`summary_block`); default ``ROWS_FIRST_PAGE``.
+    skip : int, default 0
+        How many rows page 1 already shows (the return value of
+        :func:`summary_block`).
     legend : str, optional
         Text under the last page's table.
     """
     plt = _mpl()
     rows = list(rows)
-    start0 = (ROWS_FIRST_PAGE if skip is None else skip) if first_page_done else 0
     legend = _LEGEND if legend is None else legend
-    for start in range(start0, len(rows), ROWS_PER_PAGE):
+    for start in range(skip, len(rows), ROWS_PER_PAGE):
         chunk = rows[start : start + ROWS_PER_PAGE]
         fig = plt.figure(figsize=A4)
         fig.text(0.5, 0.975, f"Verdict table (rows {start + 1}-{start + len(chunk)} of {len(rows)})",
