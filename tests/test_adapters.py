@@ -52,12 +52,15 @@ def test_torch_seed_makes_runs_replayable_and_restores_global_state():
     torch = _torch()
     from mcdrop.adapters import torch_module
 
-    torch.manual_seed(123)
-    before = torch.random.get_rng_state()
-    a = mcdrop.audit(torch_module(torch.nn.Dropout(0.3), seed=8), calls=200)
-    b = mcdrop.audit(torch_module(torch.nn.Dropout(0.3), seed=8), calls=200)
-    assert a.check("keep_rate").estimate == b.check("keep_rate").estimate
-    assert torch.equal(before, torch.random.get_rng_state())
+    def mean_estimate(seed, global_seed):
+        # a different global state before each audit: only the adapter's seed may matter
+        torch.manual_seed(global_seed)
+        before = torch.random.get_rng_state()
+        rep = mcdrop.audit(torch_module(torch.nn.Dropout(0.3), seed=seed), calls=200)
+        assert torch.equal(before, torch.random.get_rng_state())  # restored after the audit
+        return rep.check("mean").estimate
+
+    assert mean_estimate(8, 123) == mean_estimate(8, 456) != mean_estimate(9, 123)
 
 
 def test_torch_module_bad_input():
@@ -109,6 +112,55 @@ def test_keras_dropout_and_gaussian_dropout():
     assert rep.environment["framework"] == "keras"
     rep = mcdrop.audit(keras_layer(keras.layers.GaussianDropout(0.2, seed=4)), calls=CALLS)
     assert rep.variant == "gaussian" and rep.passed, str(rep)
+
+
+def _replay_targets():
+    def needs(*packages):
+        for pkg in packages:
+            pytest.importorskip(pkg)
+
+    def numpy_ref(seed):
+        return numpy_reference(0.3, seed=seed)
+
+    def jax(seed):
+        needs("jax")
+        from mcdrop.adapters import jax_bernoulli
+
+        return jax_bernoulli(0.3, seed=seed)
+
+    def flax(seed):
+        needs("jax", "flax")
+        from mcdrop.adapters import flax_dropout
+
+        return flax_dropout(0.3, seed=seed)
+
+    def keras(seed):
+        needs("keras")
+        import keras as K
+
+        from mcdrop.adapters import keras_layer
+
+        return keras_layer(K.layers.Dropout, 0.3, seed=seed)
+
+    def torch(seed):
+        t = _torch()
+        from mcdrop.adapters import torch_module
+
+        return torch_module(t.nn.Dropout(0.3), seed=seed)
+
+    return [numpy_ref, jax, flax, keras, torch]
+
+
+@pytest.mark.parametrize("make", _replay_targets(), ids=lambda f: f.__name__)
+def test_auditing_an_adapter_twice_replays_its_seed(make):
+    # rng_context restarts the implementation's stream from its seed at every
+    # audit: the same adapter audited twice gives the same masks (the pooled
+    # mean estimate is a float of 50 x 128 draws: equal only for equal masks),
+    # another seed gives other masks
+    kw = dict(calls=50, shape=(8, 16))
+    fn = make(1)
+    first, again = (mcdrop.audit(fn, **kw).check("mean").estimate for _ in range(2))
+    assert first == again != mcdrop.audit(make(2), **kw).check("mean").estimate
 
 
 def test_numpy_function_declares_metadata():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -35,6 +35,13 @@ class Adapter:
     seed : int or None
         Seed of the implementation's own randomness (set in
         :meth:`rng_context`), so a run can be replayed.
+
+    Parameters
+    ----------
+    reset : callable, optional
+        Restarts the implementation's random stream from ``seed``; called
+        by the default :meth:`rng_context` at the start of every audit, so
+        auditing the same adapter twice gives the same result.
     """
 
     name: str = "adapter"
@@ -48,7 +55,7 @@ class Adapter:
 
     def __init__(self, *, name: str, p: float | None = None, variant: str | None = None,
                  structure: str | None = None, default_shape: tuple | None = None, seed: int | None = None,
-                 framework_version: str | None = None):
+                 framework_version: str | None = None, reset: Callable[[], None] | None = None):
         self.name = name
         self.p = p
         self.variant = variant
@@ -56,12 +63,15 @@ class Adapter:
         self.default_shape = default_shape
         self.seed = seed
         self.framework_version = framework_version
+        self._reset = reset
 
     def __call__(self, x: np.ndarray, training: bool) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
     def rng_context(self):
-        """Context manager seeding the implementation for one audit (default: nothing)."""
+        """Context manager seeding the implementation for one audit (default: call ``reset``)."""
+        if self._reset is not None:
+            self._reset()
         return contextlib.nullcontext()
 
     def environment(self) -> dict[str, Any]:

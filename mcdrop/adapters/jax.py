@@ -10,7 +10,6 @@ seeded once by the adapter.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Callable
 
 import numpy as np
@@ -34,18 +33,11 @@ class JaxAdapter(Adapter):
                  default_shape=None, seed=None, reset: Callable | None = None):
         jax = _jax()
         super().__init__(name=name, p=p, variant=variant, structure=structure, default_shape=default_shape,
-                         seed=seed, framework_version=jax.__version__)
+                         seed=seed, framework_version=jax.__version__, reset=reset)
         self._call = call
-        self._reset = reset
 
     def __call__(self, x: np.ndarray, training: bool) -> np.ndarray:
         return np.asarray(self._call(x, bool(training)))
-
-    def rng_context(self):
-        """Restart the key stream from ``seed`` for each audit (replayable runs)."""
-        if self._reset is not None:
-            self._reset()
-        return contextlib.nullcontext()
 
     def environment(self) -> dict:
         env = super().environment()

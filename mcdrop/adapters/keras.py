@@ -42,8 +42,18 @@ class KerasAdapter(Adapter):
 
     def __init__(self, layer, *, name: str, p, variant, structure, seed):
         keras = _keras()
+        # The layer draws from its SeedGenerator; restarting it from its
+        # initial state makes every audit of this adapter the same run.
+        gen = getattr(layer, "seed_generator", None)
+        reset = None
+        if gen is not None:
+            state0 = keras.ops.copy(gen.state.value)
+
+            def reset():
+                gen.state.assign(state0)
+
         super().__init__(name=name, p=p, variant=variant, structure=structure, seed=seed,
-                         framework_version=keras.__version__)
+                         framework_version=keras.__version__, reset=reset)
         self._layer = layer
         self._keras = keras
 
@@ -62,6 +72,9 @@ class KerasAdapter(Adapter):
 def keras_layer(layer, rate: float | None = None, *, seed: int = 0, name: str | None = None) -> KerasAdapter:
     """Wrap a Keras dropout layer (instance, or class built with ``rate`` and ``seed``).
 
+    Every audit restarts the layer's seed generator from the state it had
+    when wrapped, so auditing the same adapter twice gives the same result.
+
     ``keras.layers.Dropout`` -> inverted/element; ``GaussianDropout`` ->
     gaussian; ``SpatialDropout*`` -> channel (channels-last layouts are not
     the (N, C, ...) layout mcdrop's channel structure assumes, so declare
@@ -77,6 +90,6 @@ def keras_layer(layer, rate: float | None = None, *, seed: int = 0, name: str | 
     cls = type(layer).__name__
     variant, structure = _LAWS.get(cls, (None, None))
     r = getattr(layer, "rate", rate)
-    return KerasAdapter(layer, name=name or f"keras.layers.{cls}(rate={r:g})",
+    return KerasAdapter(layer, name=name or f"keras.layers.{cls}" + (f"(rate={r:g})" if r is not None else ""),
                         p=float(r) if r is not None else None, variant=variant, structure=structure,
-                        seed=seed)
+                        seed=getattr(layer, "seed", seed))

@@ -27,9 +27,9 @@ class NumpyAdapter(Adapter):
     framework = "numpy"
 
     def __init__(self, fn: Callable, *, name: str, p=None, variant=None, structure=None,
-                 default_shape=None, seed=None):
+                 default_shape=None, seed=None, reset=None):
         super().__init__(name=name, p=p, variant=variant, structure=structure, default_shape=default_shape,
-                         seed=seed, framework_version=np.__version__)
+                         seed=seed, framework_version=np.__version__, reset=reset)
         self._fn = fn
 
     def __call__(self, x: np.ndarray, training: bool):
@@ -70,7 +70,8 @@ def numpy_reference(p: float | None = None, *, keep: float | None = None, varian
     variant : {"inverted", "alpha", "gaussian"}, default "inverted"
     structure : {"element", "channel", "sample"}, default "element"
     seed : int, SeedSequence or None, default 0
-        Seeds the masks (an independent Generator per adapter).
+        Seeds the masks (an independent Generator per adapter, restarted
+        at the start of every audit).
 
     Notes
     -----
@@ -87,6 +88,10 @@ def numpy_reference(p: float | None = None, *, keep: float | None = None, varian
         raise ValueError("`p` must be < 1 for variant='gaussian'; got p=1.0.")
     ss = check_seed(seed)
     gen = np.random.default_rng(ss)
+
+    def reset() -> None:  # every audit restarts the masks from ``seed``
+        nonlocal gen
+        gen = np.random.default_rng(ss)
 
     def fn(x: np.ndarray, training: bool) -> np.ndarray:
         x = np.asarray(x)
@@ -108,4 +113,4 @@ def numpy_reference(p: float | None = None, *, keep: float | None = None, varian
     shapes = {"element": (64, 128), "channel": (16, 32, 4, 4), "sample": (64, 128)}
     return NumpyAdapter(fn, name=f"numpy-reference({variant}, {structure}, p={p:g})", p=p,
                         variant=variant, structure=structure, default_shape=shapes[structure],
-                        seed=seed if isinstance(seed, int) else None)
+                        seed=seed if isinstance(seed, int) else None, reset=reset)
