@@ -2,7 +2,9 @@
 
 Each mutant is ``(name, factory, audit_kwargs, killer)``: ``factory(seed)``
 returns ``fn(x, training)``; ``killer`` is the check that must fail.  Every
-mutant owns a seeded Generator, so the suite is deterministic.
+mutant owns a seeded Generator, so the suite is deterministic.  The mutants
+taking ``p`` are also used at extreme drop probabilities
+(tests/test_audit_extremes.py).
 """
 
 from __future__ import annotations
@@ -33,62 +35,53 @@ def correct(p=P, seed=0):
     return fn
 
 
+def _masked(seed, keep, scale=Q):
+    """``fn(x, training)``: ``where(keep(g, x), x / scale, 0)`` in training, ``x`` in evaluation.
+
+    ``g`` is the mutant's own seeded Generator; each bug below is a wrong
+    ``keep`` rule or a wrong ``scale``.
+    """
+    g = _gen(seed)
+
+    def fn(x, t):
+        if not t:
+            return x
+        return np.where(keep(g, x), x / scale, 0).astype(x.dtype)
+
+    return fn
+
+
 def no_rescale(seed):
     """Forgot the 1/q (the classic "no scaling at training")."""
-    g = _gen(seed)
-    return lambda x, t: np.where(g.random(x.shape) < Q, x, 0).astype(x.dtype) if t else x
+    return _masked(seed, lambda g, x: g.random(x.shape) < Q, scale=1.0)
 
 
 def divide_by_p(seed):
     """Divides by the drop probability instead of the keep one (NVIDIA apex#816)."""
-    g = _gen(seed)
-    return lambda x, t: np.where(g.random(x.shape) < Q, x / P, 0).astype(x.dtype) if t else x
+    return _masked(seed, lambda g, x: g.random(x.shape) < Q, scale=P)
 
 
 def keep_drop_swapped(seed):
     """Keeps with probability p instead of q (google-research electra#61)."""
-    g = _gen(seed)
-    return lambda x, t: np.where(g.random(x.shape) < P, x / Q, 0).astype(x.dtype) if t else x
+    return _masked(seed, lambda g, x: g.random(x.shape) < P)
 
 
 def rate_quantized(seed):
     """Keep decision from an 8-bit threshold: the rate is off by the 1/256 rounding."""
-    g = _gen(seed)
     thr = math.floor(Q * 256)  # 179/256 = 0.69921875 instead of 0.7
-
-    def fn(x, t):
-        if not t:
-            return x
-        u8 = g.integers(0, 256, size=x.shape)
-        return np.where(u8 < thr, x / Q, 0).astype(x.dtype)
-
-    return fn
+    return _masked(seed, lambda g, x: g.integers(0, 256, size=x.shape) < thr)
 
 
-def same_mask_every_call(seed):
+def same_mask_every_call(seed, p=P):
     """Re-seeds its generator on every call (pytorch#84614): one mask forever."""
-
-    def fn(x, t):
-        if not t:
-            return x
-        g = _gen(seed)
-        return np.where(g.random(x.shape) < Q, x / Q, 0).astype(x.dtype)
-
-    return fn
+    q = 1.0 - p
+    return _masked(seed, lambda g, x: _gen(seed).random(x.shape) < q, scale=q)
 
 
 def p0_still_drops(seed):
     """p = 0 still drops: a saturating 8-bit threshold (cf. pytorch#15356)."""
-    g = _gen(seed)
     thr = min(255, round(1.0 * 256))  # q = 1 -> threshold 256 saturates at 255
-
-    def fn(x, t):
-        if not t:
-            return x
-        u8 = g.integers(0, 256, size=x.shape)
-        return np.where(u8 < thr, x, 0).astype(x.dtype)
-
-    return fn
+    return _masked(seed, lambda g, x: g.integers(0, 256, size=x.shape) < thr, scale=1.0)
 
 
 def p1_nan(seed):
@@ -113,62 +106,42 @@ def active_in_eval(seed):
 
 def dropout2d_wrong_unit(seed):
     """Dropout2d on (N, C, L) drops whole samples instead of (n, c) channels (pytorch#69801)."""
-    g = _gen(seed)
-
-    def fn(x, t):
-        if not t:
-            return x
-        keep = g.random((x.shape[0],) + (1,) * (x.ndim - 1)) < Q
-        return np.where(keep, x / Q, 0).astype(x.dtype)
-
-    return fn
+    return _masked(seed, lambda g, x: g.random((x.shape[0],) + (1,) * (x.ndim - 1)) < Q)
 
 
 def channel_as_element(seed):
     """Declared channel dropout, but each element gets its own draw."""
-    g = _gen(seed)
-    return lambda x, t: np.where(g.random(x.shape) < Q, x / Q, 0).astype(x.dtype) if t else x
+    return _masked(seed, lambda g, x: g.random(x.shape) < Q)
+
+
+def channel_unit_split(seed):
+    """Channel dropout whose mask misses one element of a kept channel (a broadcast off by one)."""
+    def keep(g, x):
+        k = np.broadcast_to(g.random(x.shape[:2] + (1,) * (x.ndim - 2)) < Q, x.shape).copy()
+        k.flat[0] = False
+        return k
+
+    return _masked(seed, keep)
 
 
 def row_block_repeat(seed):
     """A 32-row mask block tiled down the batch: rows 32 apart share their mask."""
-    g = _gen(seed)
-
-    def fn(x, t):
-        if not t:
-            return x
+    def keep(g, x):
         block = g.random((32,) + x.shape[1:]) < Q
-        keep = np.tile(block, (x.shape[0] // 32,) + (1,) * (x.ndim - 1))
-        return np.where(keep, x / Q, 0).astype(x.dtype)
+        return np.tile(block, (x.shape[0] // 32,) + (1,) * (x.ndim - 1))
 
-    return fn
+    return _masked(seed, keep)
 
 
 def batch_shared_mask(seed):
     """One mask row broadcast over the batch axis."""
-    g = _gen(seed)
-
-    def fn(x, t):
-        if not t:
-            return x
-        keep = g.random((1,) + x.shape[1:]) < Q
-        return np.where(keep, x / Q, 0).astype(x.dtype)
-
-    return fn
+    return _masked(seed, lambda g, x: g.random((1,) + x.shape[1:]) < Q)
 
 
-def bits_used_twice(seed):
+def bits_used_twice(seed, p=P):
     """Each random number decides two neighbouring elements."""
-    g = _gen(seed)
-
-    def fn(x, t):
-        if not t:
-            return x
-        half = g.random(x.size // 2) < Q
-        keep = np.repeat(half, 2).reshape(x.shape)
-        return np.where(keep, x / Q, 0).astype(x.dtype)
-
-    return fn
+    q = 1.0 - p
+    return _masked(seed, lambda g, x: np.repeat(g.random(x.size // 2) < q, 2).reshape(x.shape), scale=q)
 
 
 def shifted_mask(seed):
@@ -205,45 +178,26 @@ def alternating_mask(seed):
     return fn
 
 
-def exactly_k_kept(seed):
+def exactly_k_kept(seed, p=P):
     """Keeps exactly round(q n) elements per call (a permutation sampler)."""
-    g = _gen(seed)
+    q = 1.0 - p
 
-    def fn(x, t):
-        if not t:
-            return x
-        n = x.size
-        keep = np.zeros(n, dtype=bool)
-        keep[g.permutation(n)[: round(Q * n)]] = True
-        return np.where(keep.reshape(x.shape), x / Q, 0).astype(x.dtype)
+    def keep(g, x):
+        k = np.zeros(x.size, dtype=bool)
+        k[g.permutation(x.size)[: round(q * x.size)]] = True
+        return k.reshape(x.shape)
 
-    return fn
+    return _masked(seed, keep, scale=q)
 
 
 def scale_quantized(seed):
     """Scales by 1/q with q rounded to 1/256: 0.11% too large, far below the mean test."""
-    g = _gen(seed)
-    qq = math.floor(Q * 256) / 256
-
-    def fn(x, t):
-        if not t:
-            return x
-        return np.where(g.random(x.shape) < Q, x / qq, 0).astype(x.dtype)
-
-    return fn
+    return _masked(seed, lambda g, x: g.random(x.shape) < Q, scale=math.floor(Q * 256) / 256)
 
 
 def magnitude_dependent(seed):
     """Drops small inputs more often (a threshold that depends on |x|)."""
-    g = _gen(seed)
-
-    def fn(x, t):
-        if not t:
-            return x
-        qq = np.where(np.abs(x) < 1.0, Q - 0.05, Q)
-        return np.where(g.random(x.shape) < qq, x / Q, 0).astype(x.dtype)
-
-    return fn
+    return _masked(seed, lambda g, x: g.random(x.shape) < np.where(np.abs(x) < 1.0, Q - 0.05, Q))
 
 
 def input_mutated(seed):
@@ -309,6 +263,7 @@ MUTANTS = [
     ("active_in_eval (pytorch#124464)", active_in_eval, {}, "eval_identity"),
     ("dropout2d_wrong_unit (pytorch#69801)", dropout2d_wrong_unit, CHANNEL, "structure"),
     ("channel_as_element", channel_as_element, CHANNEL, "structure"),
+    ("channel_unit_split", channel_unit_split, CHANNEL, "structure"),
     ("row_block_repeat", row_block_repeat, {}, "element_independence"),
     ("batch_shared_mask", batch_shared_mask, {}, "element_independence"),
     ("bits_used_twice", bits_used_twice, {}, "element_independence"),

@@ -31,7 +31,7 @@ from scipy import stats as sps
 import mcdrop
 from mcdrop import audit_checks as ac
 from mcdrop.warnings import LowPowerWarning
-from mutants import correct
+from mutants import bits_used_twice, correct, exactly_k_kept, same_mask_every_call
 
 PS = [1e-6, 1e-3, 0.01, 0.99, 0.999, 1 - 1e-6]
 SHAPES = [(1,), (3,), (4, 16), (8, 8), (64, 64)]
@@ -119,57 +119,14 @@ def test_default_budget_at_extreme_p_still_warns_and_passes():
 # ---------------------------------------------------------------------------
 
 
-def _gen(seed):
-    return np.random.default_rng(np.random.SeedSequence(seed))
-
-
-def _same_mask(p, seed):
-    q = 1.0 - p
-
-    def fn(x, t):
-        if not t:
-            return x
-        g = _gen(seed)  # re-seeded every call: one mask forever (pytorch#84614)
-        return np.where(g.random(x.shape) < q, x / q, 0).astype(x.dtype)
-
-    return fn
-
-
-def _pairs_dropped_together(p, seed):
-    g = _gen(seed)
-    q = 1.0 - p
-
-    def fn(x, t):
-        if not t:
-            return x
-        keep = np.repeat(g.random(x.size // 2) < q, 2).reshape(x.shape)
-        return np.where(keep, x / q, 0).astype(x.dtype)
-
-    return fn
-
-
-def _exactly_k(p, seed):
-    g = _gen(seed)
-    q = 1.0 - p
-
-    def fn(x, t):
-        if not t:
-            return x
-        keep = np.zeros(x.size, dtype=bool)
-        keep[g.permutation(x.size)[: round(q * x.size)]] = True
-        return np.where(keep.reshape(x.shape), x / q, 0).astype(x.dtype)
-
-    return fn
-
-
 @pytest.mark.parametrize("factory,p,killer", [
-    (_same_mask, 0.01, "call_independence"),
-    (_same_mask, 0.999, "call_independence"),
-    (_pairs_dropped_together, 0.01, "element_independence"),
-    (_exactly_k, 0.01, "dispersion"),
+    (same_mask_every_call, 0.01, "call_independence"),
+    (same_mask_every_call, 0.999, "call_independence"),
+    (bits_used_twice, 0.01, "element_independence"),
+    (exactly_k_kept, 0.01, "dispersion"),
 ], ids=["same_mask_p0.01", "same_mask_p0.999", "pairs_dropped_p0.01", "exactly_k_p0.01"])
 def test_sparse_bugs_are_still_caught(factory, p, killer):
-    rep = mcdrop.audit(factory(p, 11), p=p, shape=(64, 64), calls=400, seed=1, alpha=1e-6)
+    rep = mcdrop.audit(factory(11, p=p), p=p, shape=(64, 64), calls=400, seed=1, alpha=1e-6)
     assert rep.check(killer).verdict == "fail", str(rep)
 
 
