@@ -211,7 +211,7 @@ def test_unknown_targets():
 # ---------------------------------------------------------------------------
 
 
-def test_cli_audit_pass_json_and_exit_codes(tmp_path, capsys):
+def test_cli_audit_pass_json_and_exit_codes(tmp_path, capsys, monkeypatch):
     js = tmp_path / "a.json"
     code = main(["audit", "numpy-reference", "--p", "0.2", "--calls", "300", "--shape", "16,32",
                  "--json", str(js), "--quiet", "--seed", "5"])
@@ -220,10 +220,17 @@ def test_cli_audit_pass_json_and_exit_codes(tmp_path, capsys):
     assert "mcdrop audit: PASS" in out
     d = json.loads(js.read_text())
     assert d["verdict"] == "pass" and d["p"] == 0.2 and d["seed"] == 5 and d["shape"] == [16, 32]
-    # a dotted path to a buggy implementation: exit 1
-    code = main(["audit", "mutants:no_rescale", "--calls", "200", "--quiet"])
+    # a dotted path to a buggy implementation (no 1/q rescaling): the mean fails, exit 1
+    (tmp_path / "buggy_dropout.py").write_text(
+        "import numpy as np\n"
+        "g = np.random.default_rng(5)\n"
+        "def dropout(x, training):\n"
+        "    return np.where(g.random(x.shape) < 0.7, x, 0).astype(x.dtype) if training else x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code = main(["audit", "buggy_dropout:dropout", "--calls", "200", "--quiet", "--json", str(js)])
     assert code == 1
-    assert "FAIL" in capsys.readouterr().out
+    assert "mcdrop audit: FAIL" in capsys.readouterr().out
+    assert "mean" in [c["name"] for c in json.loads(js.read_text())["checks"] if c["verdict"] == "fail"]
 
 
 def test_cli_audit_torch_targets(capsys):
