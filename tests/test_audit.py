@@ -139,8 +139,6 @@ def test_default_budget_matches_plan():
 def test_bad_input(kwargs, exc, msg):
     kw = dict(fn=correct(0.3, 0), p=0.3)
     kw.update(kwargs)
-    if "keep" in kwargs:
-        kw["p"] = kwargs["p"]
     fn = kw.pop("fn")
     with pytest.raises(exc, match=msg.replace("(", r"\(")):
         mcdrop.audit(fn, **kw)
@@ -207,7 +205,7 @@ def test_alpha_law_standardised_input_keeps_mean_0_variance_1():
 def test_tolerance_gives_three_zones():
     from mutants import rate_quantized
 
-    # rate off by 0.11 %: fails a point test, passes a 1 % band, inconclusive at a 0.1 % band
+    # rate off by 0.11 %: fails a point test, passes a 1 % band, inconclusive at a 0.12 % band
     fn = rate_quantized
     assert mcdrop.audit(fn(1), p=0.3).check("keep_rate").verdict == "fail"
     assert mcdrop.audit(fn(1), p=0.3, tolerance=0.01).check("keep_rate").verdict == "pass"
@@ -242,7 +240,9 @@ def test_float64_and_float16_inputs():
 def test_autocorrelation_permutation_moments(n):
     # Monte Carlo over random arrangements of fixed, heavy-tailed values (cubes of
     # normals: A4 far from a normal sample's): 40000 permutations estimate the mean
-    # to sqrt(v/40000) and the variance to ~1-2 % (the 6 % bound is > 3 sd).
+    # to sqrt(v/40000) (bound: 5 sd) and the variance with a relative sd of at most
+    # 0.01 (from the kurtosis of R_k for these values; bound: 5 sd).  Seeded, so the
+    # same numbers every run; a wrong A4 term in the variance misses by more.
     g = np.random.default_rng(97531)
     vals = g.standard_normal(n) ** 3
     a = vals - vals.mean()
@@ -253,7 +253,7 @@ def test_autocorrelation_permutation_moments(n):
     for k in range(1, n // 2 + 1):
         v = var_half if (n % 2 == 0 and k == n // 2) else var
         assert abs(r[:, k].mean() - mean) < 5 * math.sqrt(v / 40000)
-        assert abs(r[:, k].var() / v - 1) < 0.06
+        assert abs(r[:, k].var() / v - 1) < 0.05
 
 
 def test_memory_is_flat_in_calls():
