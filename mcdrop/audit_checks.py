@@ -170,8 +170,14 @@ def _jsonable(d):
 # ---------------------------------------------------------------------------
 
 
-def _zcrit(level: float) -> float:
-    return float(sps.norm.isf((1.0 - level) / 2.0))
+def _normal_interval(estimate: float, se: float, k: int = 1) -> Callable[[float], ConfidenceInterval]:
+    """``level -> estimate +- z se``, ``z`` two-sided at ``1 - (1 - level)/k``
+    (Bonferroni over ``k`` estimates, so that all ``k`` hold at ``level``)."""
+    def interval(level: float) -> ConfidenceInterval:
+        h = float(sps.norm.isf((1.0 - level) / (2.0 * k))) * se
+        return ConfidenceInterval(estimate - h, estimate + h, level)
+
+    return interval
 
 
 # ---------------------------------------------------------------------------
@@ -312,11 +318,6 @@ class BernoulliSum:
         edges = np.linspace(0, b.size, max_groups + 1).astype(np.int64)
         lo, hi = b[edges[:-1]], b[edges[1:] - 1]
         return BernoulliSum.make(lo, pi, np.diff(edges) * count, beta_hi=hi)
-
-    def __add__(self, other: "BernoulliSum") -> "BernoulliSum":
-        return BernoulliSum(*(np.concatenate([a, b]) for a, b in
-                              ((self.beta_lo, other.beta_lo), (self.beta_hi, other.beta_hi),
-                               (self.pi, other.pi), (self.count, other.count))))
 
     @property
     def empty(self) -> bool:
@@ -661,10 +662,6 @@ def check_mean(st, law, S: int, eta: float, tolerance: float | None, alpha_check
     else:
         worst_rel = float(rel[worst])
 
-    def interval(level: float) -> ConfidenceInterval:
-        h = _zcrit(level) * se
-        return ConfidenceInterval(1.0 + delta - h, 1.0 + delta + h, level)
-
     band = None
     extra_fail = False
     if tolerance:
@@ -677,8 +674,8 @@ def check_mean(st, law, S: int, eta: float, tolerance: float | None, alpha_check
                 lo, hi = stats.clopper_pearson(int(st.ucount[worst]), C, lvl)
                 lo, hi = lo / law.q - 1.0, hi / law.q - 1.0
             else:
-                h = _zcrit(lvl) * float(se_u[worst])
-                lo, hi = worst_rel - h, worst_rel + h
+                ci = _normal_interval(worst_rel, float(se_u[worst]))(lvl)
+                lo, hi = ci.low, ci.high
             extra_fail = hi < -tol or lo > tol
     what = "keep count (exact binomial)" if law.two_point else "mean (z-test)"
     pend = Pending(
@@ -689,7 +686,7 @@ def check_mean(st, law, S: int, eta: float, tolerance: float | None, alpha_check
                 f"per {'unit' if S > 1 else 'element'} {what}, worst "
                 f"#{worst} (relative bias {worst_rel:+.3g}), Bonferroni p={p_unit:.2g} "
                 f"over {n_tests}."),
-        interval=interval,
+        interval=_normal_interval(1.0 + delta, se),
         extra={"relative_bias": delta, "standard_error": se, "pvalue_pooled": p_pool,
                "pooled_method": pool_method,
                "pvalue_per_unit": p_unit, "worst_unit": worst, "rounding_band": eta},
@@ -759,7 +756,7 @@ def check_variance(st, law, eta: float) -> Pending:
                 f"{kurt:.3g} of the law; p={pv:.2g}, "
                 + ("exact binomial in the dropped draws" if law.two_point else "exact chi-square")
                 + ")."),
-        interval=lambda level: ConfidenceInterval(est - _zcrit(level) * se, est + _zcrit(level) * se, level),
+        interval=_normal_interval(est, se),
         extra={"standard_error": se, "rounding_band": eta},
     )
 
@@ -1068,9 +1065,7 @@ def check_element_independence(st, law, shape, S: int, alpha_check: float):
         detail=(f"mask autocorrelation at every offset 1..{K} ({'units' if S > 1 else 'elements'}, "
                 f"circular, FFT per call, {st.auto_calls:,} calls); worst offset {k_w} ({where}): "
                 f"mean correlation {c_w:+.3g} (z={float(z[w]):.3g}), Bonferroni p={pv:.2g}{how}."),
-        interval=lambda level: ConfidenceInterval(
-            c_w - float(sps.norm.isf((1 - level) / (2 * K))) * sd_w,
-            c_w + float(sps.norm.isf((1 - level) / (2 * K))) * sd_w, level),
+        interval=_normal_interval(c_w, sd_w, K),
         extra={"worst_offset": k_w, "worst_offset_elements": k_w * S, "calls": st.auto_calls,
                "offsets_tested": K, "tail_method": method},
     )
@@ -1165,16 +1160,13 @@ def check_call_independence(st, law, alpha_check: float):
                 c_w, z_w = float(lcorr[j]), float(lz[j])
     tot = K + n_lags
     pv = float(min(1.0, tot * best))
-    sd_pair = sd  # per-offset sd of the mean correlation (consecutive calls)
     how = "" if method == "normal" else " (tail bound: sparse masks make the normal tail unreliable)"
     pend = Pending(
         name="call_independence", pvalue=pv, estimate=c_w, expected=0.0, statistic=z_w,
         detail=(f"correlation of consecutive calls' masks at all {K} offsets ({st.cross_pairs:,} "
                 f"pairs) and of calls 2..{max(lags) if lg is not None else 1} apart at offset 0; "
                 f"worst: {what}, mean correlation {c_w:+.3g} (z={z_w:.3g}), Bonferroni p={pv:.2g}{how}."),
-        interval=lambda level: ConfidenceInterval(
-            c_w - float(sps.norm.isf((1 - level) / (2 * tot))) * sd_pair,
-            c_w + float(sps.norm.isf((1 - level) / (2 * tot))) * sd_pair, level),
+        interval=_normal_interval(c_w, sd, tot),
         extra={"pairs": st.cross_pairs, "offsets_tested": K, "lags_tested": int(n_lags),
                "tail_method": method},
     )
