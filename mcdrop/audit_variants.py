@@ -40,32 +40,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The SELU constants and AlphaDropout's affine law are defined once, with the
-# variants' theory; they are re-exported here for the audit code.
-from .variants import ALPHA_PRIME, SELU_ALPHA, SELU_LAMBDA, alpha_constants
+# AlphaDropout's constants and law are defined once, with the variants' theory.
+from .variants import ALPHA_PRIME, alpha_constants
 
-__all__ = [
-    "VARIANTS",
-    "STRUCTURES",
-    "SELU_LAMBDA",
-    "SELU_ALPHA",
-    "ALPHA_PRIME",
-    "alpha_affine",
-    "Law",
-    "make_law",
-]
+__all__ = ["VARIANTS", "Law", "make_law"]
 
+#: The variants an audit can test (those with a per-element law of ``x``;
+#: the structures are :data:`mcdrop.variants.STRUCTURES`).
 VARIANTS = ("inverted", "alpha", "gaussian")
-STRUCTURES = ("element", "channel", "sample")
-
-
-def alpha_affine(p: float) -> tuple[float, float]:
-    """``(a, b)`` of alpha dropout at drop probability ``p`` (``0 <= p < 1``).
-
-    The law is :func:`mcdrop.variants.alpha_constants`; this is its
-    positional form, as the audit code calls it.
-    """
-    return alpha_constants(p)
 
 
 def _spacing(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -157,7 +139,7 @@ def make_law(variant: str, p: float, x: np.ndarray, dtype, ulps: float) -> Law:
         return Law(variant, p, q, True, xf.copy(), np.abs(xf) * math.sqrt(p / q), sgn,
                    kept, tol, 0.0, 0.0, True, 1.0 / q, two_point_kurtosis)
     if variant == "alpha":
-        a, b = alpha_affine(p)
+        a, b = alpha_constants(p)
         kept = a * xf + b
         # kept = fl(fl(x*a) + b): the rounding of each term counts.
         tol = ulps * np.maximum(np.maximum(_spacing(kept, dt), _spacing(a * xf, dt)),

@@ -191,10 +191,10 @@ def test_alpha_dropout_is_not_inverted_dropout():
 
 
 def test_alpha_law_standardised_input_keeps_mean_0_variance_1():
-    from mcdrop.audit_variants import ALPHA_PRIME, alpha_affine
+    from mcdrop.variants import ALPHA_PRIME, alpha_constants
 
     for p in (0.05, 0.2, 0.5, 0.9):
-        a, b = alpha_affine(p)
+        a, b = alpha_constants(p)
         q = 1 - p
         # x ~ standard normal: E[y] = a q E[x] + (a alpha' + b) p + b q ... computed exactly
         mean = q * (a * 0.0 + b) + p * (a * ALPHA_PRIME + b)

@@ -15,7 +15,8 @@ from typing import Callable
 import numpy as np
 
 from .._validation import check_choice, check_seed, resolve_pq
-from ..audit_variants import ALPHA_PRIME, STRUCTURES, VARIANTS, alpha_affine
+from ..audit_variants import VARIANTS
+from ..variants import ALPHA_PRIME, STRUCTURES, alpha_constants
 from ._base import Adapter
 
 __all__ = ["NumpyAdapter", "numpy_function", "numpy_reference", "mask_shape"]
@@ -107,7 +108,7 @@ def numpy_reference(p: float | None = None, *, keep: float | None = None, varian
         kept = gen.random(ms) < q
         if variant == "inverted":
             return np.where(kept, xf / q, 0.0).astype(x.dtype)
-        a, b = alpha_affine(p)
+        a, b = alpha_constants(p)
         return (a * np.where(kept, xf, ALPHA_PRIME) + b).astype(x.dtype)
 
     shapes = {"element": (64, 128), "channel": (16, 32, 4, 4), "sample": (64, 128)}
