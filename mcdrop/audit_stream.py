@@ -297,8 +297,6 @@ class AuditStream:
         self._fft_a3: list[np.ndarray] = []
         self._fft_a4: list[np.ndarray] = []
         self.fft_binary = bool(law.two_point)
-        self.trace_calls: list[int] = []
-        self.trace_values: list[float] = []
 
     # -- per batch --------------------------------------------------------------
 

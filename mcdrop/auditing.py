@@ -29,16 +29,15 @@ and the statistical checks that could not run are ``"inconclusive"``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import platform
 import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-from scipy import stats as sps
 
 from . import __version__
 from ._validation import check_alpha, check_choice, check_positive_int, check_seed, check_shape, resolve_pq
@@ -57,9 +56,12 @@ from .audit_checks import (
     not_run,
 )
 from .audit_stream import AuditStream
-from .audit_variants import ALPHA_PRIME, STRUCTURES, VARIANTS, make_law
+from .audit_variants import VARIANTS, make_law
 from .results import CheckResult
-from .rng import STREAM_INPUT
+from .rng import STREAM_INPUT, child_seed
+from .stats import _z_sum
+from .variants import ALPHA_PRIME, STRUCTURES
+from .verification import _environment as _base_environment
 from .warnings import LowPowerWarning
 
 __all__ = ["audit", "AuditReport", "audit_input", "DEFAULT_SHAPE", "MAX_ELEMENTS"]
@@ -323,9 +325,7 @@ def audit_input(shape, dtype="float32", seed=0) -> np.ndarray:
 
 
 def _input_rng(ss: np.random.SeedSequence) -> np.random.Generator:
-    child = np.random.SeedSequence(entropy=ss.entropy, spawn_key=tuple(ss.spawn_key) + (STREAM_INPUT,),
-                                   pool_size=ss.pool_size)
-    return np.random.default_rng(child)
+    return np.random.default_rng(child_seed(ss, STREAM_INPUT))
 
 
 def _make_input(g: np.random.Generator, shape, dt: np.dtype) -> np.ndarray:
@@ -414,9 +414,7 @@ def _audit_iv(fn, p, keep, shape, calls, variant, structure, alpha, tolerance, s
         if tolerance == 0.0:
             tolerance = None
     ss = check_seed(seed)
-    seed_repr = seed if isinstance(seed, (int, np.integer)) else (ss.entropy if seed is None else str(seed))
-    if isinstance(seed_repr, np.integer):
-        seed_repr = int(seed_repr)
+    seed_repr = int(seed) if isinstance(seed, (int, np.integer)) else (ss.entropy if seed is None else str(seed))
     dtype_name = check_choice(dtype, "dtype", _DTYPES)
     dt = _np_dtype(dtype_name)
     if not isinstance(progress, bool):
@@ -456,10 +454,6 @@ def _check_names(plan: _Plan, two_point: bool) -> list[str]:
     if two_point and plan.structure != "element":
         names.append("structure")
     return names
-
-
-def _z_sum(a: float) -> float:
-    return float(sps.norm.isf(a / 2.0) + sps.norm.ppf(POWER))
 
 
 # ---------------------------------------------------------------------------
@@ -767,7 +761,7 @@ def audit(fn, p=None, *, keep=None, shape=None, calls=None, variant=None, struct
     # pooled-bias coefficients and the null variance of one call's estimate
     cw, v1 = mean_weights(law, S) if law.random else (None, 0.0)
     if plan.calls is None:
-        need = math.ceil(_z_sum(a_mean) ** 2 * v1 / DEFAULT_BIAS**2) if v1 > 0 else 0
+        need = math.ceil(_z_sum(a_mean, POWER) ** 2 * v1 / DEFAULT_BIAS**2) if v1 > 0 else 0
         cap = max(MIN_DEFAULT_CALLS, min(MAX_DEFAULT_CALLS, MAX_DEFAULT_DRAWS // max(n_units, 1)))
         calls_req = min(max(MIN_DEFAULT_CALLS, need), cap)
         if need > cap:
@@ -804,7 +798,7 @@ def audit(fn, p=None, *, keep=None, shape=None, calls=None, variant=None, struct
     from ._progress import make_bar
 
     bar = make_bar(total=calls_req, desc="audit", unit="call", enabled=None if plan.progress else False)
-    ctx = fn.rng_context() if callable(getattr(fn, "rng_context", None)) else _null()
+    ctx = fn.rng_context() if callable(getattr(fn, "rng_context", None)) else contextlib.nullcontext()
     try:
         with ctx:
             for i in range(EVAL_CALLS_BEFORE):
@@ -826,9 +820,9 @@ def audit(fn, p=None, *, keep=None, shape=None, calls=None, variant=None, struct
     C = st.calls
     db = dre = None
     if C > 0 and plan.p < 1.0:
-        db = _z_sum(a_mean) * math.sqrt(v1 / C) if law.random else 0.0
+        db = _z_sum(a_mean, POWER) * math.sqrt(v1 / C) if law.random else 0.0
     if C > 0 and law.two_point and 0.0 < plan.q < 1.0:
-        dre = _z_sum(a_check) * math.sqrt(plan.p / (plan.q * C * n_units))
+        dre = _z_sum(a_check, POWER) * math.sqrt(plan.p / (plan.q * C * n_units))
     elif C > 0 and law.two_point and plan.p == 0.0:
         dre = 0.0
     if cw is not None and trace_c:
@@ -846,26 +840,9 @@ def audit(fn, p=None, *, keep=None, shape=None, calls=None, variant=None, struct
     )
 
 
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _environment(fn) -> dict:
-    import numba
-    import scipy
-
-    env = {
-        "mcdrop": __version__,
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "scipy": scipy.__version__,
-        "python": platform.python_version(),
-        "machine": f"{platform.system()} {platform.machine()}",
-    }
+    """Versions and machine (as for :func:`mcdrop.verify`), plus the adapter's framework."""
+    env = _base_environment()
     extra = getattr(fn, "environment", None)
     if callable(extra):
         try:
@@ -950,7 +927,7 @@ def _build_checks(plan, run: _Run, st: AuditStream, law, names, S, G, unit_shape
             pend[nm] = not_run(nm, reason)
         plots.update(per_element=None, keep_count_hist=None, autocorrelation=None, call_correlation=None)
         return [_decided(pend, names, plan.alpha)[nm] for nm in names], plots
-    eps = float(np.finfo(np.float64).eps) if plan.dtype == np.float64 else _eps(plan.dtype)
+    eps = _eps(plan.dtype)
     if "keep_rate" in names:
         pend["keep_rate"] = check_keep_rate(st, law, plan.tolerance)
     per = None
