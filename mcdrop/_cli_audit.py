@@ -46,18 +46,16 @@ def run(args) -> int:
     from .auditing import audit
     from .adapters._targets import resolve_target
 
-    if args.report:
-        from .report._io import check_writable
+    from .report._io import check_writable
 
-        check_writable(args.report)
-    if args.json:
-        from .report._io import check_writable
-
-        check_writable(args.json)
+    for path in (args.report, args.json):
+        if path:
+            check_writable(path)
+    # the p a class target is built with; the claim itself is left to audit()
+    # (--p or --keep, else the target's own p, else 0.3)
     p_build = args.p if args.p is not None else (1.0 - args.keep if args.keep is not None else 0.3)
     fn = resolve_target(args.target, p_build, seed=args.seed)
-    p = args.p if args.p is not None else (None if args.keep is not None else getattr(fn, "p", None) or p_build)
-    rep = audit(fn, p, keep=args.keep, shape=args.shape, calls=args.calls, variant=args.variant,
+    rep = audit(fn, args.p, keep=args.keep, shape=args.shape, calls=args.calls, variant=args.variant,
                 structure=args.structure, alpha=args.alpha, tolerance=args.tolerance, seed=args.seed,
                 dtype=args.dtype, progress=not args.quiet)
     print(rep)

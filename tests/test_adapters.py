@@ -233,6 +233,22 @@ def test_cli_audit_pass_json_and_exit_codes(tmp_path, capsys, monkeypatch):
     assert "mean" in [c["name"] for c in json.loads(js.read_text())["checks"] if c["verdict"] == "fail"]
 
 
+def test_cli_audit_claims_what_an_instance_target_declares(tmp_path, capsys, monkeypatch):
+    # without --p/--keep the claim is the target's own: an adapter instance keeps
+    # its p, variant and structure, a torch instance its p (even p = 0)
+    (tmp_path / "declared_targets.py").write_text(
+        "from mcdrop.adapters import numpy_reference\n"
+        "ref = numpy_reference(0.2, variant='alpha', structure='channel', seed=1)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["audit", "declared_targets:ref", "--calls", "100", "--quiet"]) == 0
+    assert "alpha dropout, p=0.2 (keep q=0.8), structure=channel" in capsys.readouterr().out
+    torch = pytest.importorskip("torch")
+    (tmp_path / "declared_torch.py").write_text("import torch\nidentity = torch.nn.Dropout(0.0)\n")
+    assert torch.nn.Dropout(0.0).p == 0.0
+    assert main(["audit", "declared_torch:identity", "--calls", "50", "--quiet"]) == 0
+    assert "p=0 (keep q=1)" in capsys.readouterr().out
+
+
 def test_cli_audit_torch_targets(capsys):
     _torch()
     assert main(["audit", "torch.nn.Dropout", "--p", "0.3", "--calls", "300", "--quiet"]) == 0

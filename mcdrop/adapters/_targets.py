@@ -6,6 +6,7 @@ import importlib
 import inspect
 from typing import Callable
 
+from ._base import Adapter
 from ._optional import EXTRAS
 
 __all__ = ["BUILTINS", "builtin", "resolve_target"]
@@ -129,6 +130,8 @@ def resolve_target(target: str, p: float, *, seed: int = 0):
 
 
 def _wrap(obj, p, seed, target):
+    if isinstance(obj, Adapter):  # already declares its p, variant and structure
+        return obj
     mod = (getattr(obj, "__module__", "") or "").split(".", 1)[0]
     if mod == "torch":
         from .torch import _torch, torch_function, torch_module
