@@ -13,6 +13,8 @@ EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 def add_parser(sub, add_common, count, shape) -> argparse.ArgumentParser:
     """Add the ``audit`` sub-command to ``sub`` (the CLI's subparsers)."""
     from .adapters._targets import BUILTINS
+    from .audit_variants import VARIANTS
+    from .variants import STRUCTURES
 
     builtins = "; ".join(f"{k} ({v[2]})" for k, v in BUILTINS.items())
     a = sub.add_parser(
@@ -33,8 +35,8 @@ def add_parser(sub, add_common, count, shape) -> argparse.ArgumentParser:
     a.add_argument("--calls", type=count, help="training calls (default: enough to detect a 0.1%% mean bias)")
     a.add_argument("--alpha", type=float, default=1e-6, help="family-wise false-alarm bound (default 1e-6)")
     a.add_argument("--tolerance", type=float, help="relative harmless band for mean and keep rate (three-zone verdict)")
-    a.add_argument("--structure", choices=("element", "channel", "sample"), help="mask unit (default: the target's)")
-    a.add_argument("--variant", choices=("inverted", "alpha", "gaussian"), help="claimed law (default: the target's)")
+    a.add_argument("--structure", choices=STRUCTURES, help="mask unit (default: the target's)")
+    a.add_argument("--variant", choices=VARIANTS, help="claimed law (default: the target's)")
     a.add_argument("--dtype", default="float32", choices=("float32", "float64", "float16", "bfloat16"))
     add_common(a, report_default=None)
     a.add_argument("--report", metavar="PATH", help="also write the PDF report to PATH")
