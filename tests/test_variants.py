@@ -231,6 +231,29 @@ def test_dropconnect_kernel_matches_reference_integers():
     np.testing.assert_allclose(sim.var, y.var(axis=0, ddof=1), rtol=1e-12)
 
 
+def test_per_sample_squares_are_summed_exactly():
+    # Integer inputs make every per-sample value exact in float64 in any
+    # summation order, but its square needs more than 53 bits: the sums of
+    # squares equal the exact integers only if the kernels add v*v exactly
+    # (Dekker's TwoProduct), not the rounded float64 square.
+    g_ = np.random.default_rng(77)
+    w = g_.integers(-(2**30), 2**30, size=(3, 5)).astype(np.float64)
+    x = g_.integers(1, 8, size=5).astype(np.float64)
+    N = 200
+    sim = simulate_variant(x, p=0.4, variant="dropconnect", weight=w, samples=N, seed=6)
+    m = rng.bernoulli_mask(rng.key_from_seed(6), 0.6, w.size, N).reshape(N, 3, 5)
+    gi = np.einsum("soi,oi,i->so", m.astype(np.int64), w.astype(np.int64), x.astype(np.int64)).astype(object)
+    assert [_exact(z) for z in sim.output_sumsq_z] == [Fraction(int(v)) for v in (gi**2).sum(axis=0)]
+    assert _exact(sim.layer_sumsq_z) == int((gi.sum(axis=1) ** 2).sum())
+    # Gaussian: per-sample Σ_u x_u z_u with z = Z 2**-26 on the grid
+    xg = np.array([3.0, -5.0, 7.0])
+    sg = simulate_variant(xg, p=0.3, variant="gaussian", samples=N, seed=6)
+    Z = vk.gaussian_noise(rng.key_from_seed(6, rng.STREAM_NOISE), 3, N)
+    t = (Z @ xg.astype(np.int64)).astype(object)  # per-sample sums in units of 2**-26
+    assert _exact(sg.layer_sum_z) == Fraction(int(t.sum()), 2**26)
+    assert _exact(sg.layer_sumsq_z) == Fraction(int((t**2).sum()), 2**52)
+
+
 def test_dropconnect_kernel_matches_reference_floats():
     g_ = np.random.default_rng(12)
     w = g_.normal(size=(4, 37))
