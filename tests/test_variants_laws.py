@@ -81,49 +81,62 @@ def _tamper(sim, **changes):
 
 
 def test_every_check_can_fail():
-    """Each check name that appears in any law battery fails on some broken input."""
+    """Each check fails on the broken input designed to break it (not just somewhere)."""
     failed: set[str] = set()
     seen: set[str] = set()
 
-    def run(sim, law=None):
+    def run(sim, law=None, must_fail=()):
+        # seeded data and alpha = 1e-6 (Holm): the reference passes and every
+        # tamper fails by a wide margin, deterministically
         pcs = law_checks(sim, law)
         seen.update(pc.name for pc in pcs)
         bad = {c.name for c in laws.decide(pcs, 1e-6) if c.verdict == "fail"}
+        missing = set(must_fail) - bad
+        assert not missing, f"{sim.variant}/{sim.structure}: {sorted(missing)} did not fail"
         failed.update(bad)
         return bad
 
     x = np.abs(np.random.default_rng(9).normal(size=(4, 6, 3))) + 0.1
     for variant, structure in [("standard", "element"), ("alpha", "channel"), ("gaussian", "sample"),
                                ("dropconnect", "element")]:
-        w = np.random.default_rng(1).normal(0.3, 1, size=(8, 12)) if variant == "dropconnect" else None
+        # W with a clear positive mean: input dropout's shared mask would correlate the outputs
+        w = np.random.default_rng(1).normal(1.0, 1, size=(8, 12)) if variant == "dropconnect" else None
         xx = np.abs(np.random.default_rng(2).normal(size=12)) + 0.1 if w is not None else x
         sim = simulate_variant(xx, p=0.3, variant=variant, structure=structure, weight=w,
                                samples=2 * 10**4, seed=3)
+        unit = "weight" if w is not None else structure
+        out = "output" if w is not None else "element"
         assert not run(sim)  # the reference: nothing fails
-        for _, _, wrong, _ in control_laws(sim):
-            run(sim, wrong)
+        for _, _, wrong, names in control_laws(sim):
+            run(sim, wrong, names)
         if sim.keep_counts is not None:
             # a kernel whose keep rate is 0.6% too low, and one with correlated counts
             kc = sim.keep_counts.copy()
             kc = np.round(kc * 0.994).astype(np.int64)
-            run(_tamper(sim, keep_counts=kc))
+            run(_tamper(sim, keep_counts=kc), must_fail={"keep_rate"})
             hist = np.zeros_like(sim.keep_count_hist)
             hist[[0, -1]] = sim.samples // 2
             hist[0] += sim.samples - hist.sum()
-            run(_tamper(sim, keep_count_hist=hist))
+            run(_tamper(sim, keep_count_hist=hist), must_fail={"keep_count_distribution"})
             kc2 = sim.keep_counts.copy().ravel()
             kc2[::2] += 150
             kc2[1::2] -= 150
-            run(_tamper(sim, keep_counts=kc2.reshape(sim.keep_counts.shape)))
+            run(_tamper(sim, keep_counts=kc2.reshape(sim.keep_counts.shape)), must_fail={f"{unit}_dispersion"})
             kc3 = sim.keep_counts.copy()
             kc3.ravel()[0] = int(0.8 * sim.q * sim.samples)  # one unit kept 20% too rarely
-            run(_tamper(sim, keep_counts=kc3))
+            # two-point variants: Var = 0.56 * 0.44 instead of 0.7 * 0.3, a real-root
+            # case of the exact variance test (a wrong scale only reaches complex roots)
+            run(_tamper(sim, keep_counts=kc3), must_fail={f"keep_rate_per_{unit}"} | (
+                {"variance_per_element"} if sim.law.two_point else set()))
         else:
             run(_tamper(sim, noise_pow_z=(sim.noise_pow_z[0] + (1 << 1126) * sim.samples * sim.n_units // 10,
-                                          sim.noise_pow_z[1])))
-            run(sim, sim.law.replace(noise_var=sim.law.noise_var * 1.2))
+                                          sim.noise_pow_z[1])), must_fail={"noise_skewness"})
+            run(sim, sim.law.replace(noise_var=sim.law.noise_var * 1.2),
+                must_fail={"variance_per_element", "layer_variance", "noise_kurtosis"})
         if variant in ("standard", "dropconnect"):
-            run(sim, sim.law.replace(scale=2.0))  # a wrong kept value: support, means, variances
+            # a wrong kept value: means and variances
+            run(sim, sim.law.replace(scale=2.0), must_fail={
+                "mean_layer", "mean_relative", f"mean_per_{out}", f"variance_per_{out}"})
     # The support check of Gaussian outputs fails on non-finite outputs; the
     # unit-coherence check fails when a unit's elements were drawn separately.
     g = simulate_variant(x, p=0.3, variant="gaussian", structure="sample", samples=100, seed=4)
@@ -143,6 +156,44 @@ def test_every_check_can_fail():
                                 g.noise_pow_z[1])), g.law))
     failed.add("noise_skewness")
     assert seen <= failed, f"checks never seen failing: {sorted(seen - failed)}"
+
+
+def _se(pc):
+    """Standard error of a z-test check, from its two-sided 95% interval."""
+    ci = pc.interval(0.95)
+    return (ci.high - ci.low) / (2 * 1.959963984540054)
+
+
+def test_pooled_standard_errors_match_the_spread_of_materialised_samples():
+    # The pooled z-tests take their standard errors from formulas (keep counts,
+    # unit structure, normal-law moments 15 and 96).  Compare each with the
+    # spread of the same per-sample statistic over materialised samples of the
+    # same stream: >= 4096 samples give its sd to ~1.1% (1 se) and >= 131072
+    # draws the sd of z**4 to ~2%, so 15% is > 7 se (and seeded: deterministic),
+    # while a wrong formula (a missing factor or moment) is off by far more.
+    g = np.random.default_rng(21)
+    for variant, structure, shape in (("alpha", "element", (256,)), ("alpha", "channel", (4, 8, 4, 4)),
+                                      ("gaussian", "channel", (4, 8, 4, 4))):
+        x = g.normal(size=shape)
+        x = (x - x.mean()) / x.std() + (0.0 if variant == "alpha" else 1.0)
+        sim = simulate_variant(x, p=0.3, variant=variant, structure=structure, samples=2 * 10**4, seed=5)
+        checks = {pc.name: pc for pc in law_checks(sim)}
+        draws, y = sim.materialise(2**21)
+        y = y.reshape(y.shape[0], -1)
+        assert y.shape[0] >= 4096 and draws.size >= 131072
+        mu = sim.law.mean(sim.x).ravel()
+        per_sample = {"mean_layer": y.mean(axis=1),
+                      "mean_relative": y @ np.sign(mu) / np.abs(mu).sum()}
+        if variant == "alpha":
+            per_sample["second_moment"] = (y * y).mean(axis=1)
+        for name, v in per_sample.items():
+            assert _se(checks[name]) * np.sqrt(sim.samples) == pytest.approx(v.std(ddof=1), rel=0.15), (
+                variant, structure, name)
+        if variant == "gaussian":
+            z = draws.ravel()
+            tot = sim.samples * sim.n_units
+            for name, v in (("noise_skewness", z**3), ("noise_kurtosis", z**4)):
+                assert _se(checks[name]) * np.sqrt(tot) == pytest.approx(v.std(ddof=1), rel=0.15), name
 
 
 @pytest.mark.parametrize(
