@@ -2,11 +2,13 @@
 exact merges, and the verification (laws pass, wrong laws fail)."""
 
 import itertools
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from mcdrop import rng
+from mcdrop.accumulators import EMIN
 from mcdrop.regularization import (
     LossSimulation,
     logistic_loss,
@@ -58,13 +60,17 @@ def test_moments_match_enumeration(shared, p):
     assert mean - np.sum((y - X @ w) ** 2) == pytest.approx(wager_penalty(X, w, p), rel=1e-12)
 
 
-def test_wager_penalty_without_one_over_q_is_different():
+def test_wager_penalty_matches_enumeration_and_the_missing_one_over_q_does_not():
     X, y, w = _tiny()
     m_ref, _ = _enumerate_loss(X, y, w, 0.3, False)
     penalty = m_ref - np.sum((y - X @ w) ** 2)
+    # sums of 64 enumerated terms: 1e-12 relative is rounding only
+    assert wager_penalty(X, w, 0.3) == pytest.approx(penalty, rel=1e-12)
+    assert wager_penalty(X, w, keep=0.7) == pytest.approx(penalty, rel=1e-12)
+    assert wager_penalty(X, w, 0.3, per_feature=True).sum() == pytest.approx(penalty, rel=1e-12)
+    # the classic mistake, p Σ w² e without the 1/q, is low by the factor q
     wrong = 0.3 * np.sum(w**2 * np.sum(X**2, axis=0))
-    assert penalty == pytest.approx(wrong / 0.7, rel=1e-12)
-    assert penalty - wrong == pytest.approx(0.3 * penalty, rel=1e-12)  # off by p, relatively
+    assert wrong == pytest.approx(0.7 * penalty, rel=1e-12)
 
 
 def test_logistic_exact_matches_enumeration_and_quadratic_is_second_order():
@@ -109,10 +115,27 @@ def test_kernel_matches_numpy_reference(shared, loss):
     assert sim.fourth_central_moment == pytest.approx(np.mean(c**4), rel=1e-6)
 
 
+def test_sums_of_the_loss_and_its_square_are_exact():
+    # Integer data at p = 0.5 (scale 2): every per-sample loss is an integer
+    # below 2**53 (exact in any order), its square is not: Σ D² equals the
+    # exact integer only if the kernel adds D*D exactly, not rounded.
+    g = np.random.default_rng(13)
+    X = g.integers(-(2**12), 2**12, size=(3, 2))
+    w = g.integers(-(2**8), 2**8, size=2)
+    y = g.integers(-(2**12), 2**12, size=3)
+    N = 300
+    sim = simulate_loss(X.astype(float), y.astype(float), w.astype(float), 0.5, samples=N, seed=8, center=0.0)
+    m = rng.bernoulli_mask(rng.key_from_seed(8), 0.5, 6, N).reshape(N, 3, 2).astype(np.int64)
+    L = ((y - (2 * m * X * w).sum(axis=2)) ** 2).sum(axis=1).astype(object)  # int64, < 2**47
+    assert Fraction(sim.z[0], 1 << -EMIN) == int(L.sum())
+    assert Fraction(sim.z[1], 1 << -EMIN) == int((L**2).sum())
+
+
 def test_features_subset_drops_only_those_features():
     X, y, w = _tiny()
     sim = simulate_loss(X, y, w, 0.5, features=[1], samples=20000, seed=1)
-    # 6-sigma band of the estimate; the other feature's term is absent
+    # seeded; a 6-sigma band of the estimate (a correct kernel leaves it with
+    # probability 2e-9 for another seed); the other feature's term is absent
     R = wager_penalty(X, w, 0.5, features=[1])
     assert abs(sim.penalty - R) < 6 * sim.penalty_se
     assert R == pytest.approx(w[1] ** 2 * np.sum(X[:, 1] ** 2), rel=1e-14)
@@ -151,6 +174,8 @@ def test_bad_input(kwargs, exc, match):
 
 def test_verify_regularization_quick():
     # Small seeded budget: every law passes, every control fails (deterministic).
+    # Laws at alpha = 1e-6 (Holm): another seed fails a correct build with
+    # probability <= 1e-6; the no-1/q controls run only where they have power 0.99.
     r = verify_regularization(seed=2024, quick=True)
     assert r.passed, str(r)
     laws = [row for s in r.sections if not s.control for row in s.rows]
