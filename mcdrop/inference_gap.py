@@ -440,6 +440,7 @@ def verify_inference_gap(*, seed=0, alpha: float = 1e-6, samples: int | None = N
                           f"worst of {H} units (#{k}): |E f(z) - f(E z)| vs L sd(z) with L = {L:g} and the exact "
                           "sd(z) = sqrt((p/q) sum_j W_kj^2 x_j^2); one-sided z-test, Bonferroni over units.")
             c.pvalue = float(min(1.0, H * c.pvalue))
+            c.extra = {"worst": k}
             pcs.append(c)
             pcs.append(one_sided(
                 f"{act}: |out gap| <= bound", abs(gap), ose, bound,

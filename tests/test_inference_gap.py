@@ -64,6 +64,8 @@ def test_linear_exact_relu_jensen_lipschitz():
 
 
 def test_verify_inference_gap_quick():
+    # Seeded: deterministic.  Laws at alpha = 1e-6 (Holm), so another seed
+    # would fail a correct build with probability <= 1e-6.
     r = verify_inference_gap(seed=99, quick=True, p_grid=(0.1, 0.5))
     assert r.passed, str(r)
     ctrl = [row for s in r.sections if s.control for row in s.rows]
@@ -71,6 +73,19 @@ def test_verify_inference_gap_quick():
     assert {row.check.name for row in ctrl} == {"relu: E[out] = eval"}
     assert all(row.check.verdict == "fail" for row in ctrl)
     assert any(m["name"].startswith("relu p=0.5") for m in r.measurements)
+    # The Lipschitz bounds are loose (gaps are 1-10% of them), so a wrong bound
+    # would still pass the one-sided tests: compare the bounds the checks use
+    # with L sd(z) estimated from the sampled pre-activations of the same
+    # network (20000 samples: sd to ~0.5%; 3% is > 6 se).
+    net, x = default_mlp(rng.child_seed(np.random.SeedSequence(99), 0))
+    for p in (0.1, 0.5):
+        _, zvar = simulate_mlp(net, x, p, samples=20_000, seed=1).z_mean_var()
+        rows = {row.check.name: row.check for s in r.sections if s.name == f"p{p:g}" for row in s.rows}
+        for act, L in (("relu", 1.0), ("tanh", 1.0), ("sigmoid", 0.25)):  # sup |f'|
+            out = rows[f"{act}: |out gap| <= bound"]
+            assert out.expected == pytest.approx(np.sum(np.abs(net.w2) * L * np.sqrt(zvar)), rel=0.03), act
+            unit = rows[f"{act}: |unit gap| <= L sd(z)"]
+            assert unit.expected == pytest.approx(L * np.sqrt(zvar[unit.extra["worst"]]), rel=0.03), act
 
 
 @pytest.mark.parametrize(
