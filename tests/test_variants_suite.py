@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow  # every script end to end (~20 s on 2 idle cores)
 def test_verify_all_smoke_writes_every_pdf(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    # seeded (5): deterministic; each script's laws at alpha = 1e-6 (Holm).
     code = main(["verify", "--all", "--smoke", "--quiet", "--seed", "5"])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -31,6 +32,7 @@ def test_verify_all_smoke_writes_every_pdf(tmp_path, monkeypatch, capsys):
 
 
 def test_verify_variant_cli(tmp_path, capsys):
+    # --seed defaults to 0: deterministic; laws at alpha = 1e-6 (Holm).
     pdf = tmp_path / "g.pdf"
     code = main(["verify", "--variant", "gaussian", "--structure", "channel", "--samples", "1e5",
                  "--sweep-samples", "1e4", "--no-sweep", "--report", str(pdf), "--quiet"])
@@ -49,6 +51,7 @@ def test_verify_variant_cli_bad_input(capsys):
 
 @pytest.mark.parametrize("script", ["verify_inference_gap.py"])
 def test_script_runs_quick(tmp_path, script):
+    # --seed defaults to 0: deterministic; laws at alpha = 1e-6 (Holm).
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--quick", "--reports", str(tmp_path)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
