@@ -57,7 +57,7 @@ import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros
 
 from .accumulators import NLIMBS, exact_add, exact_add_square, normalize_limbs
-from .kernels import LANES, MAX_BATCH_PER_THREAD, _FLUSH, _add_bytes, _fill_mask, _masked_sum, _sum_bytes
+from .kernels import MAX_BATCH_PER_THREAD, _FLUSH, _add_bytes, _fill_mask, _masked_sum, _sum_bytes, padded_length
 from .rng import _MASK32, _SH32, _philox
 
 __all__ = [
@@ -372,15 +372,11 @@ def _dropconnect_batch(c, n_out, n_in, thr, k0, k1, start, count, counts, hist, 
         normalize_limbs(ll[1])
 
 
-def _padded(n: int) -> int:
-    return max(LANES, -(-n // LANES) * LANES)
-
-
 def new_dropconnect_accumulators(n_out: int, n_in: int, threads: int):
     """Per-thread arrays ``(counts, hist, limbs_out, limbs_layer)`` for :func:`run_dropconnect_batch`."""
     n = int(n_out) * int(n_in)
     return (
-        np.zeros((threads, _padded(n)), dtype=np.int64),
+        np.zeros((threads, padded_length(n)), dtype=np.int64),
         np.zeros((threads, n + 1), dtype=np.int64),
         np.zeros((threads, int(n_out), 2, NLIMBS), dtype=np.int64),
         np.zeros((threads, 2, NLIMBS), dtype=np.int64),
