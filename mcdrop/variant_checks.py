@@ -55,7 +55,15 @@ import numpy as np
 from scipy import stats as sps
 
 from . import laws, stats
-from ._validation import check_alpha, check_positive_int, check_seed, check_threads, check_x, resolve_pq
+from ._validation import (
+    check_alpha,
+    check_positive_int,
+    check_seed,
+    check_shape,
+    check_threads,
+    check_x,
+    resolve_pq,
+)
 from .laws import PendingCheck, _bonferroni_interval, _exact, _worst, _z_pvalues
 from .results import ConfidenceInterval
 from .rng import child_seed as _child
@@ -98,9 +106,7 @@ class _MaskView:
 
 
 def _unit_name(sim: VariantSimulation) -> str:
-    if sim.variant == "dropconnect":
-        return "weight"
-    return {"element": "element", "channel": "channel", "sample": "sample"}[sim.structure]
+    return "weight" if sim.variant == "dropconnect" else sim.structure
 
 
 def _out_name(sim: VariantSimulation) -> str:
@@ -764,15 +770,12 @@ def verify_variant(
     """
     from .verification import SWEEP_P, VerifyResult, VerifyRow, VerifySection, _environment
 
-    variant_law(variant, 0.5, structure=structure)  # validates the names and the combination
     ss = check_seed(seed)
     alpha = check_alpha(alpha)
     threads = check_threads(threads)
-    if p is None and keep is None:
-        p0 = 0.5
-    else:
-        p0, _ = resolve_pq(p, keep)
-    variant_law(variant, p0, structure=structure)  # p = 1 where undefined -> ValueError
+    p0 = 0.5 if p is None and keep is None else resolve_pq(p, keep)[0]
+    # the names, their combination, and p = 1 where the law is undefined -> ValueError
+    variant_law(variant, p0, structure=structure)
     if samples is None:
         n0 = DEFAULT_MAIN_SAMPLES // 2 if variant == "dropconnect" else DEFAULT_MAIN_SAMPLES
     else:
@@ -781,8 +784,6 @@ def verify_variant(
     ns = (5 * 10**5 if structured else 5 * 10**4) if sweep_samples is None else check_positive_int(
         sweep_samples, "sweep_samples")
     if sweep_shape is not None:
-        from ._validation import check_shape
-
         sweep_shape = check_shape(sweep_shape, "sweep_shape")
     if variant == "dropconnect":
         if (x is None) != (weight is None):
