@@ -33,11 +33,11 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from . import rng
+from . import _stream, rng
 from ._validation import check_positive_int, check_seed, check_threads, check_x, resolve_pq
 from ._stream import kernel_threads, mean_var
 from .accumulators import NLIMBS, exact_add, exact_add_square, limbs_to_int, normalize_limbs
-from .kernels import MAX_BATCH_PER_THREAD, _fill_mask
+from .kernels import _fill_mask
 from .rng import _MASK32, _SH32, child_seed as _child
 
 __all__ = [
@@ -313,7 +313,7 @@ def simulate_mlp(net: MLP, x, p=None, *, keep=None, samples: int, seed=None, sta
         lz = np.zeros((T, H, 2, NLIMBS), dtype=np.int64)
         lh = np.zeros((T, A, H, 2, NLIMBS), dtype=np.int64)
         lo = np.zeros((T, A, 2, NLIMBS), dtype=np.int64)
-        per_batch = max(1, min(MAX_BATCH_PER_THREAD, 2**20)) * T
+        per_batch = _stream.per_batch(x.size + H, T)
 
         def tot(arr):
             return sum(limbs_to_int(arr[ti]) for ti in range(T))
@@ -364,7 +364,7 @@ def verify_inference_gap(*, seed=0, alpha: float = 1e-6, samples: int | None = N
     from scipy import stats as sps
 
     from .law_suite import build_result, pending_mean
-    from .laws import PendingCheck
+    from .laws import PendingCheck, _bonferroni_interval, _worst, _z_pvalues
     from .results import ConfidenceInterval
 
     t0 = time.perf_counter()
@@ -397,18 +397,14 @@ def verify_inference_gap(*, seed=0, alpha: float = 1e-6, samples: int | None = N
         pcs = []
         # 1. the linear layer: E[z] = W x + b (exact law; worst unit, Bonferroni)
         zse = np.sqrt(zvar / N)
-        zz = (zbar - mu) / zse
-        pe = np.minimum(1.0, 2 * sps.norm.sf(np.abs(zz)))
-        w = int(np.argmin(pe))
+        zz, pe = _z_pvalues(zbar - mu, zse, zbar == mu)
+        w, pw = _worst(pe)
         zb, zsw = float(zbar[w]), float(zse[w])
         pcs.append(PendingCheck(
-            name="linear layer: E[z] = Wx+b", pvalue=float(min(1.0, H * pe[w])), estimate=zb,
-            expected=float(mu[w]),
+            name="linear layer: E[z] = Wx+b", pvalue=pw, estimate=zb, expected=float(mu[w]),
             detail=(f"worst of {H} hidden units (#{w}): MC mean of the pre-activation over {N:,} input "
                     f"masks vs the eval output W x + b; z-tests, Bonferroni over units."),
-            interval=lambda level, zb=zb, zsw=zsw: ConfidenceInterval(
-                zb - float(sps.norm.isf((1 - level) / H / 2)) * zsw,
-                zb + float(sps.norm.isf((1 - level) / H / 2)) * zsw, level),
+            interval=lambda level, zb=zb, zsw=zsw: _bonferroni_interval(zb, zsw, H, level),
             statistic=float(zz[w])))
         fig["linear_dev"].append(float(np.max(np.abs(zz))))
         for act in ACTIVATIONS:

@@ -42,11 +42,11 @@ from fractions import Fraction
 import numba as nb
 import numpy as np
 
-from . import rng
+from . import _stream, rng
 from ._validation import check_positive_int, check_seed, check_threads, check_x, resolve_pq
 from ._stream import kernel_threads, mean_var, to_fraction as _frac
 from .accumulators import NLIMBS, exact_add, exact_add_square, limbs_to_int, normalize_limbs
-from .kernels import MAX_BATCH_PER_THREAD, _fill_mask
+from .kernels import _fill_mask
 from .rng import _MASK32, _SH32, child_seed as _child
 
 __all__ = [
@@ -412,7 +412,7 @@ def simulate_loss(
     nw = X.shape[1] if shared else X.size
     zs = [0, 0, 0, 0]
     with kernel_threads(t) as (T, _):
-        per_batch = max(1, min(MAX_BATCH_PER_THREAD, 2**24 // max(nw, 1))) * T
+        per_batch = _stream.per_batch(nw, T)
         limbs = np.zeros((T, 4, NLIMBS), dtype=np.int64)
         pos, stop = start, start + n_samples
         while pos < stop:
