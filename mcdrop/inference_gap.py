@@ -251,19 +251,17 @@ class MLPSimulation:
 
     def merge(self, other: "MLPSimulation") -> "MLPSimulation":
         """Combine with the adjacent shard of the same stream (exact)."""
-        if other.start + other.samples == self.start:
-            return other.merge(self)
-        if other.start != self.start + self.samples or (self.p, self.key) != (other.p, other.key):
-            raise ValueError("`other` must be the adjacent shard of the same stream (same p and seed).")
+        a, b = _stream.merge_order(self, other, ("p", "key"))  # adjacency, p, seed and x
+        if not all(np.array_equal(getattr(a.net, f), getattr(b.net, f)) for f in ("W1", "b1", "w2", "b2")):
+            raise ValueError("cannot merge simulations of different networks `net`.")
 
-        def add(a, b):
-            if isinstance(a, tuple):
-                return tuple(add(u, v) for u, v in zip(a, b))
-            return a + b
+        def add(u, v):
+            if isinstance(u, tuple):
+                return tuple(add(s, t) for s, t in zip(u, v))
+            return u + v
 
-        return MLPSimulation(self.net, self.x, self.p, self.q, self.samples + other.samples, self.start,
-                             self.key, add(self.z_sums, other.z_sums), add(self.h_sums, other.h_sums),
-                             add(self.out_sums, other.out_sums))
+        return MLPSimulation(a.net, a.x, a.p, a.q, a.samples + b.samples, a.start, a.key,
+                             add(a.z_sums, b.z_sums), add(a.h_sums, b.h_sums), add(a.out_sums, b.out_sums))
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, MLPSimulation):

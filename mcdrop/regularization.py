@@ -333,7 +333,7 @@ class LossSimulation:
             return other.merge(self)
         if other.start != self.start + self.samples:
             raise ValueError("`other` must cover the samples adjacent to this simulation's range.")
-        if (self.L0, self.key, self.config) != (other.L0, other.key, other.config):
+        if (self.L0, self.clean_loss, self.key, self.config) != (other.L0, other.clean_loss, other.key, other.config):
             raise ValueError("cannot merge loss simulations of different problems, seeds or centring.")
         return LossSimulation(self.samples + other.samples, self.start, self.L0, self.clean_loss,
                               tuple(a + b for a, b in zip(self.z, other.z)), self.key, self.config)

@@ -41,6 +41,16 @@ def test_bit_identical_threads_and_exact_shards():
     s1 = simulate_mlp(net, x, 0.4, samples=1000, seed=2, threads=2)
     s2 = simulate_mlp(net, x, 0.4, samples=2001, seed=2, start=1000, threads=1)
     assert s1.merge(s2) == a and s2.merge(s1) == a
+    # shards of other networks, inputs or seeds do not merge
+    net2 = MLP(net.W1 * 2, net.b1, net.w2, net.b2)
+    with pytest.raises(ValueError, match="`net`"):
+        s1.merge(simulate_mlp(net2, x, 0.4, samples=10, seed=2, start=1000))
+    with pytest.raises(ValueError, match="`x`"):
+        s1.merge(simulate_mlp(net, x + 1, 0.4, samples=10, seed=2, start=1000))
+    with pytest.raises(ValueError, match="`key`"):
+        s1.merge(simulate_mlp(net, x, 0.4, samples=10, seed=3, start=1000))
+    with pytest.raises(ValueError, match="adjacent"):
+        s1.merge(simulate_mlp(net, x, 0.4, samples=10, seed=2, start=1001))
 
 
 def test_linear_exact_relu_jensen_lipschitz():

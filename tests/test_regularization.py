@@ -150,6 +150,10 @@ def test_bit_identical_threads_and_exact_shards():
     second = simulate_loss(X, y, w, 0.3, samples=3001, seed=4, start=2000, threads=1)
     assert first.merge(second) == a and second.merge(first) == a
     assert isinstance(a, LossSimulation)
+    # other data of the same shape (same seed, same centring) does not merge
+    other = simulate_loss(X, y + 1, w, 0.3, samples=3001, seed=4, start=2000, center=first.L0)
+    with pytest.raises(ValueError, match="different problems"):
+        first.merge(other)
 
 
 @pytest.mark.parametrize(
