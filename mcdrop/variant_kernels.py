@@ -95,7 +95,7 @@ _LO32 = np.int64(0xFFFFFFFF)
 
 
 @nb.njit(inline="always", error_model="numpy", cache=True)
-def _ln_odd53(v):
+def _ln_2m53(v):
     """``ln(v · 2**-53)`` for an integer ``0 < v < 2**53`` (uint64).
 
     ``v = m 2**e`` with ``m`` in [1, 2) from the leading-zero count (exact),
@@ -159,7 +159,7 @@ def _fill_pair_words(vb, ab, ncalls, slo, shi, k0, k1):
 def _box_muller(vb, ab, z0, z1, npairs):
     """Pass 2: ``z0 = r cos θ``, ``z1 = r sin θ`` for every pair (vectorised)."""
     for j in range(npairs):
-        r = math.sqrt(-2.0 * _ln_odd53(vb[j]))
+        r = math.sqrt(-2.0 * _ln_2m53(vb[j]))
         a = ab[j]
         quad = a >> _U30
         fi = (a & _M30) * _U2 + _U1  # odd, < 2**31

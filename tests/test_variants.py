@@ -144,13 +144,13 @@ def test_gaussian_noise_matches_numpy_box_muller():
 def test_noise_polynomials_match_numpy():
     # The vectorised ln and sin/cos behind the Gaussian kernel, over their whole
     # input ranges (random integers, the radius words actually used, the ends).
-    from mcdrop.variant_kernels import _ln_odd53, _sincos_small
+    from mcdrop.variant_kernels import _ln_2m53, _sincos_small
 
     @nb.njit
     def ln_all(v):
         out = np.empty(v.shape[0])
         for i in range(v.shape[0]):
-            out[i] = _ln_odd53(v[i])
+            out[i] = _ln_2m53(v[i])
         return out
 
     @nb.njit
