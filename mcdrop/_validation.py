@@ -108,6 +108,17 @@ def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
     return int(ivalue)
 
 
+def check_sample_range(samples: Any, start: Any) -> tuple[int, int]:
+    """``(samples, start)`` as ints: ``samples >= 1``, ``start >= 0`` and
+    ``start + samples <= 2**63 - 1`` (sample indices are the Philox counter's
+    64-bit words and the kernels' int64 loop variables)."""
+    n = check_positive_int(samples, "samples")
+    s = check_positive_int(start, "start", minimum=0)
+    if s + n > 2**63 - 1:
+        raise ValueError(f"`start + samples` must be below 2**63; got {s} + {n}.")
+    return n, s
+
+
 def check_threads(threads: Any) -> int | None:
     """``None`` (all of numba's threads) or an int in [1, numba's maximum]."""
     if threads is None:

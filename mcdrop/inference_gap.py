@@ -34,7 +34,7 @@ import numba as nb
 import numpy as np
 
 from . import _stream, rng
-from ._validation import check_positive_int, check_seed, check_threads, check_x, resolve_pq
+from ._validation import check_positive_int, check_sample_range, check_seed, check_threads, check_x, resolve_pq
 from ._stream import kernel_threads, mean_var
 from .accumulators import NLIMBS, exact_add, exact_add_square, limbs_to_int, normalize_limbs
 from .kernels import _fill_mask
@@ -297,8 +297,7 @@ def simulate_mlp(net: MLP, x, p=None, *, keep=None, samples: int, seed=None, sta
     p_, q_ = resolve_pq(p, keep)
     if q_ == 0:
         raise ValueError("the inverted scale 1/q is undefined at p = 1; use p < 1.")
-    n = check_positive_int(samples, "samples")
-    start = check_positive_int(start, "start", minimum=0)
+    n, start = check_sample_range(samples, start)
     ss = check_seed(seed)
     t = check_threads(threads)
     key = rng.key_from_seed(ss, rng.STREAM_MASK)

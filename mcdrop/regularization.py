@@ -43,7 +43,7 @@ import numba as nb
 import numpy as np
 
 from . import _stream, rng
-from ._validation import check_positive_int, check_seed, check_threads, check_x, resolve_pq
+from ._validation import check_positive_int, check_sample_range, check_seed, check_threads, check_x, resolve_pq
 from ._stream import kernel_threads, mean_var, to_fraction as _frac
 from .accumulators import NLIMBS, exact_add, exact_add_square, limbs_to_int, normalize_limbs
 from .kernels import _fill_mask
@@ -394,8 +394,7 @@ def simulate_loss(
         raise ValueError(f"`loss` must be 'squared' or 'logistic'; got {loss!r}.")
     if loss == "logistic" and not np.all((y == 0) | (y == 1)):
         raise ValueError("`y` must be labels in {0, 1} for the logistic loss.")
-    n_samples = check_positive_int(samples, "samples")
-    start = check_positive_int(start, "start", minimum=0)
+    n_samples, start = check_sample_range(samples, start)
     ss = check_seed(seed)
     t = check_threads(threads)
     f = _features_iv(features, X.shape[1])

@@ -19,7 +19,7 @@ import numpy as np
 from . import _stream, kernels, rng
 from ._stream import TRACE_POINTS_PER_DECADE, trace_grid  # noqa: F401 (public here since 0.1)
 from ._validation import (
-    check_positive_int,
+    check_sample_range,
     check_seed,
     check_threads,
     check_x,
@@ -29,8 +29,6 @@ from .accumulators import limbs_to_int
 from .results import ConfidenceInterval, json_number
 
 __all__ = ["simulate", "Simulation", "LayerMean", "trace_grid"]
-
-_MAX_INDEX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -281,12 +279,7 @@ class Simulation:
 def _simulate_iv(x, p, keep, samples, seed, start, threads):
     xa = check_x(x)
     pp, qq = resolve_pq(p, keep)
-    n_samples = check_positive_int(samples, "samples")
-    start = check_positive_int(start, "start", minimum=0)
-    if start + n_samples > _MAX_INDEX:
-        raise ValueError(
-            f"`start + samples` must be below 2**63; got {start} + {n_samples}."
-        )
+    n_samples, start = check_sample_range(samples, start)
     # Exact accumulation of S = Σ x_e m_e and of S² (Dekker's TwoProduct)
     # needs every nonzero |x| in [1e-100, 1e100]; real activations are.
     bad = _stream.outside_exact_range(xa)

@@ -115,3 +115,9 @@ def test_verify_inference_gap_quick():
 def test_bad_input(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_sample_indices_must_stay_below_2_63():
+    net, x = default_mlp(seed=4, d_in=5, hidden=7)
+    with pytest.raises(ValueError, match=r"`start \+ samples` must be below 2\*\*63"):
+        simulate_mlp(net, x, 0.3, samples=10, start=2**63 - 5)

@@ -194,3 +194,9 @@ def test_verify_regularization_quick():
     assert no_q and all(row.check.pvalue < 1e-50 for row in no_q)
     d = r.to_dict()
     assert d["type"] == "mcdrop.LawSuiteResult" and d["figures"]["features"]["names"][2] == "bmi"
+
+
+def test_sample_indices_must_stay_below_2_63():
+    X, y, w = _tiny()
+    with pytest.raises(ValueError, match=r"`start \+ samples` must be below 2\*\*63"):
+        simulate_loss(X, y, w, 0.3, samples=10, start=2**63 - 5)

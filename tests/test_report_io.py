@@ -280,3 +280,17 @@ def test_render_dispatches_variant_results_to_the_laws_report(tmp_path):
     assert main(["report", str(path), "-o", str(out)]) == 0
     text = " ".join(p.extract_text() for p in pypdf.PdfReader(str(out)).pages)
     assert "gaussian dropout" in text
+    assert "Power:" in text and "detectable with power" in text
+
+
+def test_variant_report_omits_the_power_line_when_no_section_has_one(tmp_path):
+    pypdf = pytest.importorskip("pypdf")
+    from mcdrop.report.laws_report import render_variant_verify
+
+    d = mcdrop.verify(samples=10**4, sweep=False, controls=False, variant="gaussian", seed=1).to_dict()
+    for s in d["sections"]:
+        s.pop("detectable_bias", None)
+    out = tmp_path / "g.pdf"
+    render_variant_verify(d, out)
+    text = " ".join(p.extract_text() for p in pypdf.PdfReader(str(out)).pages)
+    assert "gaussian dropout" in text and "detectable with power" not in text

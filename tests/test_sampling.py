@@ -32,6 +32,7 @@ from mcdrop import Simulation
         (dict(x=[1.0], p=0.5, samples=10, threads=10**6), ValueError, "`threads`"),
         (dict(x=[1.0], p=0.5, samples=10, seed=-1), ValueError, "`seed`"),
         (dict(x=[1.0], p=0.5, samples=10, start=-1), ValueError, "`start`"),
+        (dict(x=[1.0], p=0.5, samples=10, start=2**63 - 5), ValueError, "below 2\\*\\*63"),
         (dict(x=[1e200], p=0.5, samples=10), ValueError, "`x` entries"),
         (dict(x=[1.0], samples=10), TypeError, "`p=`"),
     ],

@@ -457,9 +457,10 @@ def render_variant_verify(result: dict, path, *, timestamp: bool = False) -> Non
     laws = [s for s in result["sections"] if not s["control"]]
     lines = [("What was tested", f"the laws of {variant} dropout with {structure} structure: "
                                  + "; ".join(s["title"] for s in laws[:3]) + ("; ..." if len(laws) > 3 else ""))]
-    lines += [("Power", "; ".join(f"{s['title']}: relative mean bias {s['detectable_bias']:.2g}"
-                                  for s in laws if s.get("detectable_bias"))[:400]
-               + f" (detectable with power {result.get('power', 0.99)})")]
+    power = "; ".join(f"{s['title']}: relative mean bias {s['detectable_bias']:.2g}"
+                      for s in laws if s.get("detectable_bias"))[:400]
+    if power:
+        lines += [("Power", power + f" (detectable with power {result.get('power', 0.99)})")]
     lines += _common_lines(result)
     combos = []
     main = result["simulations"].get("main")
