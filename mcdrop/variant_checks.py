@@ -64,7 +64,7 @@ from ._validation import (
     check_x,
     resolve_pq,
 )
-from .laws import PendingCheck, _bonferroni_interval, _exact, _worst, _z_pvalues
+from .laws import PendingCheck, _exact, _worst
 from .results import ConfidenceInterval
 from .rng import child_seed as _child
 from .variant_sampling import VariantSimulation, simulate_variant
@@ -237,27 +237,14 @@ def check_mean_per_output(sim: VariantSimulation, law: VariantLaw) -> PendingChe
     var = sim.var.ravel() if N > 1 else np.zeros_like(ybar)
     mu = law.mean(sim.x, sim.weight).ravel()
     se = np.sqrt(np.maximum(var, 0.0) / N)
-    diff = ybar - mu
+    out = _out_name(sim)
     # Zero variance (p = 0): y is deterministic and must equal μ up to the
     # float64 rounding of forming it (1e-12 of the output's magnitude).
-    tol = 1e-12 * _magnitude(sim)
-    z, pe = _z_pvalues(diff, se, np.abs(diff) <= tol)
-    w, p_check = _worst(pe)
-    n_el = ybar.size
-    m_w, se_w = float(ybar[w]), float(se[w])
-    out = _out_name(sim)
-    return PendingCheck(
-        name=f"mean_per_{out}",
-        pvalue=p_check,
-        estimate=m_w,
-        expected=float(mu[w]),
-        detail=(
-            f"worst of {n_el} {out}s (#{w}): mean {m_w:.6g} vs law {mu[w]:.6g}; "
-            f"z-tests, Bonferroni over {out}s."
-        ),
-        interval=lambda level: _bonferroni_interval(m_w, se_w, n_el, level),
-        statistic=float(z[w]),
-        extra={"worst": w},
+    return laws.worst_z_check(
+        f"mean_per_{out}", ybar, mu, se,
+        lambda w: (f"worst of {ybar.size} {out}s (#{w}): mean {ybar[w]:.6g} vs law {mu[w]:.6g}; "
+                   f"z-tests, Bonferroni over {out}s."),
+        tol=1e-12 * _magnitude(sim),
     )
 
 
@@ -318,19 +305,10 @@ def _delta_se(sigma2: np.ndarray, mu4: np.ndarray, N: int) -> np.ndarray:
 
 
 def _variance_z_check(name, obs, s2_law, se, what, detail_tail) -> PendingCheck:
-    z, pe = _z_pvalues(obs - s2_law, se, obs == s2_law)
-    w, p_check = _worst(pe)
-    n = pe.size
-    ow, sw = float(obs[w]), float(se[w])
-    return PendingCheck(
-        name=name,
-        pvalue=p_check,
-        estimate=ow,
-        expected=float(s2_law[w]),
-        detail=f"worst of {n} {what} (#{w}): {ow:.6g} vs law {s2_law[w]:.6g}; {detail_tail}",
-        interval=lambda level: _bonferroni_interval(ow, sw, n, level, floor=0.0),
-        statistic=float(z[w]),
-        extra={"worst": w},
+    return laws.worst_z_check(
+        name, obs, s2_law, se,
+        lambda w: f"worst of {obs.size} {what} (#{w}): {obs[w]:.6g} vs law {s2_law[w]:.6g}; {detail_tail}",
+        floor=0.0,
     )
 
 
