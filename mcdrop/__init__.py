@@ -18,35 +18,40 @@ _LAZY = {
     "simulate": "mcdrop.sampling",
     "Simulation": "mcdrop.sampling",
     "LayerMean": "mcdrop.sampling",
-    "verify": "mcdrop.verification",
-    "VerifyResult": "mcdrop.verification",
+    "verify": "mcdrop.suites.verification",
+    "VerifyResult": "mcdrop.suites.results",
     "audit": "mcdrop.auditing",
-    "AuditReport": "mcdrop.auditing",
+    "AuditReport": "mcdrop.auditing.report",
     "plan": "mcdrop.stats",
     "detectable_bias": "mcdrop.stats",
     "CheckResult": "mcdrop.results",
     "ConfidenceInterval": "mcdrop.results",
     "McdropWarning": "mcdrop.warnings",
     "LowPowerWarning": "mcdrop.warnings",
+}
+#: Modules reachable as attributes (``mcdrop.stats``, ...), some under their first-wave names.
+_MODULES = {
     "testing": "mcdrop.testing",
     "strategies": "mcdrop.strategies",
     "stats": "mcdrop.stats",
-    "variants": "mcdrop.variants",
-    "rng": "mcdrop.rng",
+    "laws": "mcdrop.laws",
+    "variants": "mcdrop.laws",
+    "rng": "mcdrop.core.rng",
 }
 
-__all__ = sorted(k for k in _LAZY if k not in {"testing", "strategies", "stats", "variants", "rng"})
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
+    if name in _MODULES:
+        value = importlib.import_module(_MODULES[name])
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
         raise AttributeError(f"module 'mcdrop' has no attribute {name!r}")
-    mod = importlib.import_module(module)
-    value = mod if module.rsplit(".", 1)[-1] == name else getattr(mod, name)
     globals()[name] = value
     return value
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_MODULES))

@@ -21,7 +21,6 @@ __all__ = [
     "check_positive_int",
     "check_seed",
     "check_x",
-    "check_threads",
     "check_choice",
     "check_shape",
     "check_probability",
@@ -117,21 +116,6 @@ def check_sample_range(samples: Any, start: Any) -> tuple[int, int]:
     if s + n > 2**63 - 1:
         raise ValueError(f"`start + samples` must be below 2**63; got {s} + {n}.")
     return n, s
-
-
-def check_threads(threads: Any) -> int | None:
-    """``None`` (all of numba's threads) or an int in [1, numba's maximum]."""
-    if threads is None:
-        return None
-    t = check_positive_int(threads, "threads")
-    import numba
-
-    if t > numba.config.NUMBA_NUM_THREADS:
-        raise ValueError(
-            f"`threads` must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
-            f"(numba's thread pool on this machine); got {threads!r}."
-        )
-    return t
 
 
 def check_seed(seed: Any) -> np.random.SeedSequence:

@@ -7,8 +7,13 @@ These follow :mod:`scipy.stats` conventions: frozen dataclasses with a readable
 from __future__ import annotations
 
 import math
+import os
+import platform
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
+
+from . import __version__
 
 __all__ = ["ConfidenceInterval", "CheckResult", "VERDICTS", "json_number", "software_environment"]
 
@@ -19,26 +24,28 @@ VERDICTS = ("pass", "fail", "inconclusive")
 def software_environment() -> dict:
     """The versions and machine a result records (``environment`` in its JSON).
 
-    ``mcdrop``, ``numpy``, ``numba``, ``scipy`` and ``python`` versions, and
-    ``machine`` (system and architecture); callers add what is theirs (e.g.
-    the thread count, or the audited framework's version).
+    ``mcdrop``, ``numpy``, ``numba``, ``scipy`` and ``python`` versions,
+    ``machine`` (system and architecture) and ``cpu_threads`` (the Numba
+    thread pool); callers add what is theirs (e.g. the audited framework's
+    version).  Versions are read from the installed distributions, so this
+    imports none of them.
     """
-    import platform
-
-    import numba
-    import numpy
-    import scipy
-
-    from . import __version__
-
     return {
         "mcdrop": __version__,
-        "numpy": numpy.__version__,
-        "numba": numba.__version__,
-        "scipy": scipy.__version__,
+        "numpy": _version("numpy"),
+        "numba": _version("numba"),
+        "scipy": _version("scipy"),
         "python": platform.python_version(),
         "machine": f"{platform.system()} {platform.machine()}",
+        "cpu_threads": int(os.environ.get("NUMBA_NUM_THREADS") or os.cpu_count() or 1),
     }
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def json_number(value: Any) -> Any:

@@ -32,6 +32,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
+from ._validation import check_alpha, check_positive_int
+from .auditing import audit
+
 __all__ = [
     "assert_dropout",
     "assert_keep_rate",
@@ -74,8 +77,6 @@ def alpha_per_example(alpha_total: float, max_examples: int) -> float:
     >>> alpha_per_example(1e-6, 50)
     2e-08
     """
-    from ._validation import check_alpha, check_positive_int
-
     a = check_alpha(alpha_total, "alpha_total")
     k = check_positive_int(max_examples, "max_examples")
     return a / k
@@ -116,8 +117,6 @@ def _run(fn, p, keep, options: dict, focus, allow_inconclusive: bool):
     _check_fn(fn)
     if not isinstance(allow_inconclusive, bool):
         raise TypeError(f"`allow_inconclusive` must be a bool; got {allow_inconclusive!r}.")
-    from .auditing import audit
-
     report = audit(fn, p, keep=keep, **options)
     names = {c.name: c for c in report.checks}
     if focus is None:

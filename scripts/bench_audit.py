@@ -34,7 +34,8 @@ def main() -> None:
 
     import mcdrop
     from mcdrop.adapters import torch_module
-    from mcdrop.auditing import EVAL_CALLS_BEFORE, GRADIENT_CALLS, audit_input
+    from mcdrop.auditing import audit_input
+    from mcdrop.auditing.budget import EVAL_CALLS_BEFORE, GRADIENT_CALLS
 
     fn = torch_module(torch.nn.Dropout(args.p), seed=0)
     rep = mcdrop.audit(fn, shape=shape)  # warm-up: Numba compilation, imports

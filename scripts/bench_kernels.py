@@ -12,7 +12,7 @@ RSS of `simulate` at 1e7 vs 1e9 samples (fresh processes).
 import argparse
 import json
 
-from mcdrop.benchmark import run_benchmark
+from mcdrop.cli.bench import run_benchmark
 
 
 def main() -> None:

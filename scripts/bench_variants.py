@@ -32,7 +32,7 @@ import numpy as np
 
 def _methods(threads):
     import mcdrop
-    from mcdrop.variant_sampling import simulate_variant
+    from mcdrop import simulate as simulate_variant
 
     g = np.random.default_rng(0)
     x = g.normal(size=(32, 256))

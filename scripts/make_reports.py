@@ -46,7 +46,7 @@ class Skip(Exception):
 
 
 def _law(name):
-    from mcdrop.law_suite import run_one
+    from mcdrop.suites.registry import run_one
 
     return lambda: run_one(name, seed=0)
 

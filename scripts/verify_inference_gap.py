@@ -12,7 +12,7 @@ the nonlinear networks.  Writes reports/inference_gap.pdf.
 
 import sys
 
-from mcdrop.law_suite import script_main
+from mcdrop.suites.registry import script_main
 
 if __name__ == "__main__":
     sys.exit(script_main("inference_gap", __doc__))

@@ -9,7 +9,7 @@ prints the verdict table and writes reports/p_sweep.pdf.
 
 import sys
 
-from mcdrop.law_suite import script_main
+from mcdrop.suites.registry import script_main
 
 if __name__ == "__main__":
     sys.exit(script_main("p_sweep", __doc__))

@@ -13,7 +13,7 @@ penalty without the 1/q; plain ridge.  Writes reports/regularization.pdf.
 
 import sys
 
-from mcdrop.law_suite import script_main
+from mcdrop.suites.registry import script_main
 
 if __name__ == "__main__":
     sys.exit(script_main("regularization", __doc__))

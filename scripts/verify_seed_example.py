@@ -10,7 +10,7 @@ p", prints the verdict table and writes reports/seed_example.pdf.
 
 import sys
 
-from mcdrop.law_suite import script_main
+from mcdrop.suites.registry import script_main
 
 if __name__ == "__main__":
     sys.exit(script_main("seed_example", __doc__))

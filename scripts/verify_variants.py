@@ -14,7 +14,7 @@ and writes reports/variants.pdf.
 
 import sys
 
-from mcdrop.law_suite import script_main
+from mcdrop.suites.registry import script_main
 
 if __name__ == "__main__":
     sys.exit(script_main("variants", __doc__))

@@ -36,7 +36,7 @@ def _verify_default():
 
 def _suite(name):
     def run():
-        from mcdrop.law_suite import run_one
+        from mcdrop.suites.registry import run_one
 
         return run_one(name, seed=0)
 
@@ -153,6 +153,43 @@ def differences(old, new, where: str = "$", out=None, limit: int = 40) -> list[s
     return out
 
 
+def summarise(old, new, out=None, where="$", check=None):
+    """Differences grouped by (check name, field): ``{key: [count, max relative change, example]}``."""
+    out = {} if out is None else out
+    if isinstance(old, dict) and isinstance(new, dict):
+        check = old.get("name", check) if "verdict" in old else check
+        if list(old) != list(new):
+            key = (check, where.rsplit(".", 1)[-1] + ":keys")
+            out.setdefault(key, [0, 0.0, f"{sorted(set(old) ^ set(new))}"])[0] += 1
+        for k in old:
+            if k in new:
+                summarise(old[k], new[k], out, f"{where}.{k}", check)
+    elif isinstance(old, list) and isinstance(new, list):
+        named = all(isinstance(v, dict) and "name" in v for v in old + new)
+        if named:  # sections and checks: align by name, not position
+            old_n, new_n = {v["name"]: v for v in old}, {v["name"]: v for v in new}
+            if list(old_n) != list(new_n):
+                ex = f"{sorted(set(old_n) ^ set(new_n))}" if set(old_n) != set(new_n) else "order"
+                out.setdefault((check, where.rsplit(".", 1)[-1] + ":names"), [0, 0.0, ex])[0] += 1
+            pairs = [(old_n[k], new_n[k]) for k in old_n if k in new_n]
+        else:
+            if len(old) != len(new):
+                out.setdefault((check, where.rsplit(".", 1)[-1] + ":len"), [0, 0.0, f"{len(old)} -> {len(new)}"])[0] += 1
+            pairs = list(zip(old, new))
+        for a, b in pairs:
+            summarise(a, b, out, where, check)
+    elif differences(old, new):
+        key = (check, where.rsplit(".", 1)[-1])
+        rec = out.setdefault(key, [0, 0.0, f"{old!r:.60} -> {new!r:.60}"])
+        rec[0] += 1
+        if isinstance(old, (int, float)) and isinstance(new, (int, float)) and not isinstance(old, bool):
+            rel = abs(new - old) / max(abs(old), abs(new), 1e-300)
+            rec[1] = max(rec[1], rel)
+        else:
+            rec[1] = float("nan")
+    return out
+
+
 CASES = tuple(_cases())
 
 
@@ -160,12 +197,21 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write", action="store_true", help="store the outputs as the new golden files")
     ap.add_argument("--diff", action="store_true", help="print what differs from the stored files")
+    ap.add_argument("--summary", action="store_true",
+                    help="group the differences by check and field, with the largest relative change")
     ap.add_argument("cases", nargs="*", help=f"cases (default: all {len(CASES)})")
     args = ap.parse_args(argv)
     names = args.cases or list(CASES)
     changed = 0
     for name in names:
         new = compute(name)
+        if args.summary:
+            groups = summarise(load(name), new)
+            changed += bool(groups)
+            print(f"{name}: {'identical' if not groups else f'{len(groups)} changed (check, field) group(s)'}")
+            for (chk, field), (n, rel, ex) in sorted(groups.items(), key=lambda t: (str(t[0][0]), t[0][1])):
+                print(f"    {str(chk):<28} {field:<22} x{n:<5} max rel {rel:.2g}   e.g. {ex}")
+            continue
         if args.diff or not args.write:
             d = differences(load(name), new) if path(name).exists() else ["(no golden file)"]
             changed += bool(d)

@@ -6,7 +6,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from mcdrop.accumulators import EMIN, ExactSum, Moments, exact_mean_var
+from mcdrop.core.accumulators import EMIN, ExactSum, Moments, exact_mean_var
 
 
 def _fsum_exact(values):

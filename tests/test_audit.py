@@ -11,7 +11,7 @@ import pytest
 import mcdrop
 from mcdrop import stats
 from mcdrop.adapters import numpy_reference
-from mcdrop.audit_stream import autocorr_null_moments
+from mcdrop.auditing.stream import autocorr_null_moments
 from mcdrop.auditing import audit_input
 from mutants import correct, raises
 
@@ -77,7 +77,7 @@ def test_failed_checks_come_first_in_str():
 
 def test_to_pdf_calls_the_report_renderer(tmp_path, monkeypatch):
     seen = {}
-    import mcdrop.report as rp
+    import mcdrop.auditing.report as rp  # the renderer AuditReport.to_pdf calls
 
     monkeypatch.setattr(rp, "render", lambda d, path, **kw: seen.update(d=d, path=path))
     rep = mcdrop.audit(correct(0.3, 1), p=0.3, **SMALL)
@@ -191,7 +191,7 @@ def test_alpha_dropout_is_not_inverted_dropout():
 
 
 def test_alpha_law_standardised_input_keeps_mean_0_variance_1():
-    from mcdrop.variants import ALPHA_PRIME, alpha_constants
+    from mcdrop.laws import ALPHA_PRIME, alpha_constants
 
     for p in (0.05, 0.2, 0.5, 0.9):
         a, b = alpha_constants(p)

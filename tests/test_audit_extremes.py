@@ -5,7 +5,7 @@ correlation is then a count of rare coincidences (Poisson-like), and a
 normal tail at z = 8 is off by many orders of magnitude.  The checks now use
 the normal (or matched chi-square) tail only where an Edgeworth criterion
 trusts it, and otherwise exact laws or rigorous Chernoff/Bennett bounds
-(:mod:`mcdrop.audit_checks`).  Tested here:
+(:mod:`mcdrop.auditing` and :mod:`mcdrop.stats.tails`).  Tested here:
 
 * calibration of CORRECT implementations (NumPy and torch) over a grid of
   extreme regimes at alpha = 0.05, where a miscalibration shows;
@@ -29,7 +29,8 @@ import pytest
 from scipy import stats as sps
 
 import mcdrop
-from mcdrop import audit_checks as ac
+from mcdrop.auditing import independence as ind
+from mcdrop.stats import dispersion as disp, tails
 from mcdrop.warnings import LowPowerWarning
 from mutants import bits_used_twice, correct, exactly_k_kept, same_mask_every_call
 
@@ -149,7 +150,7 @@ def test_cycle_coincidence_cgf_is_exact(n):
             counts = np.array(counts)
             for s in (-1.3, 0.4, 3.0):
                 exact = math.log(np.mean(np.exp(s * counts)))
-                got = float(ac._cycle_log_mgf(n, L, s, np.array([mu]))[0])
+                got = float(ind._cycle_log_mgf(n, L, s, np.array([mu]))[0])
                 assert exact - 1e-9 <= got <= exact + 1e-6, (n, k, mu, s)
 
 
@@ -157,7 +158,7 @@ def test_chernoff_bound_of_a_bernoulli_sum_bounds_the_exact_tail():
     # S = beta (Binomial(N, pi) - N pi): the bound is >= the exact tail, and
     # within the usual polynomial factor of it
     for N, pi in ((50, 0.01), (2000, 0.3), (7, 0.5)):
-        bs = ac.BernoulliSum.make(0.7, pi, N)
+        bs = tails.BernoulliSum.make(0.7, pi, N)
         for k in range(int(N * pi) + 1, N + 1, max(1, N // 25)):
             t = 0.7 * (k - N * pi)
             exact = float(sps.binom.sf(k - 1, N, pi))
@@ -179,17 +180,17 @@ def test_dispersion_bounds_are_valid_against_enumeration():
         probs.append(np.prod([pmf[k] for k in ks]))
     vals, probs = np.array(vals), np.array(probs)
     for d in np.unique(vals):
-        over, under = ac._dispersion_bounds(d - 1e-9, m, t, q)
+        over, under = disp.dispersion_bounds(d - 1e-9, m, t, q)
         assert over >= probs[vals >= d - 1e-12].sum() * (1 - 1e-9)
-        over, under = ac._dispersion_bounds(d + 1e-9, m, t, q)
+        over, under = disp.dispersion_bounds(d + 1e-9, m, t, q)
         assert under >= probs[vals <= d + 1e-12].sum() * (1 - 1e-9)
 
 
 def test_edgeworth_criterion_keeps_the_normal_only_where_it_is_right():
     # a dense mask: negligible skewness, the normal is kept up to z ~ 9
-    assert ac.normal_trusted(6.7, 7e-4, 4e-6)
+    assert tails.normal_trusted(6.7, 7e-4, 4e-6)
     # one pair of 64-unit calls with one dropped unit each: skewness ~ 8
-    assert not ac.normal_trusted(2.0, 7.9, 60.0)
+    assert not tails.normal_trusted(2.0, 7.9, 60.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert np.all(np.isfinite(ac.edgeworth_error(np.array([0.0, 5.0, 40.0]), 0.01, 0.001)))
+        assert np.all(np.isfinite(tails.edgeworth_error(np.array([0.0, 5.0, 40.0]), 0.01, 0.001)))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mcdrop import rng
-from mcdrop.inference_gap import ACTIVATIONS, MLP, default_mlp, simulate_mlp, verify_inference_gap
+from mcdrop.suites.inference_gap import ACTIVATIONS, MLP, default_mlp, simulate_mlp, verify_inference_gap
 
 
 def _masks(net, x, p, N, seed, start=0):

@@ -7,7 +7,7 @@ import pytest
 
 import mcdrop
 from mcdrop import rng
-from mcdrop.accumulators import EMIN
+from mcdrop.core.accumulators import EMIN
 
 
 def _reference(x, q, samples, seed, start=0):
@@ -116,7 +116,7 @@ def test_merge_rejects_mismatches():
 def test_layer_false_skips_only_the_layer_sums(n):
     # layer=False (the benchmark's like-for-like kernel) gives the same keep counts
     # and histogram as layer=True, and leaves the exact limbs at zero.
-    from mcdrop import kernels
+    from mcdrop.core import kernels
 
     x = np.arange(1, n + 1, dtype=np.float64)
     xpad = np.zeros(kernels.padded_length(n))
@@ -136,7 +136,7 @@ def test_layer_false_skips_only_the_layer_sums(n):
 
 def test_benchmark_kernel_counts_what_simulate_counts():
     # the benchmark's like-for-like timing runs the same stream as simulate()
-    from mcdrop.benchmark import _mcdrop_kernel
+    from mcdrop.cli.bench import _mcdrop_kernel
 
     x = np.linspace(-2.0, 3.0, 37)
     keep, mean = _mcdrop_kernel(x, 0.3, 900, 2, 7)()

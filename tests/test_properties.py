@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 import mcdrop
-from mcdrop import laws, stats
+from mcdrop import stats
 from mcdrop import strategies as mst
 
 PROPS = settings(max_examples=40, derandomize=True, deadline=None)
@@ -22,7 +22,7 @@ small_inputs = mst.input_arrays(shape=mst.shapes(max_dims=2, max_side=12, max_el
 @given(x=small_inputs, p=mst.drop_probabilities(), seed=mst.seeds())
 def test_outputs_lie_in_0_or_x_over_q(x, p, seed):
     sim = mcdrop.simulate(x, p, samples=50, seed=seed)
-    y = laws.materialised_outputs(sim, sim.scale)
+    _, y = sim.materialise()
     xx = sim.x
     if sim.q == 0:
         assert (y == 0).all()

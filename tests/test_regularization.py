@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from mcdrop import rng
-from mcdrop.accumulators import EMIN
-from mcdrop.regularization import (
+from mcdrop.core.accumulators import EMIN
+from mcdrop.suites.regularization import (
     LossSimulation,
     logistic_loss,
     logistic_penalty_exact,

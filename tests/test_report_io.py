@@ -9,10 +9,10 @@ import sys
 import pytest
 
 import mcdrop
-from mcdrop import _progress
+from mcdrop.core import progress as _progress
 from mcdrop.cli import main
 from mcdrop.report import load_result, render, validate_result
-from mcdrop.report._io import atomic_path, atomic_write_text
+from mcdrop.report.files import atomic_path, atomic_write_text
 
 
 @pytest.fixture(scope="module")

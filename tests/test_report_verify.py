@@ -142,7 +142,7 @@ def test_seed_example_only(tmp_path):
 def test_midp_values_are_closer_to_uniform_than_central_ones():
     # The QQ page plots mid-p values: under the law they average 1/2 (the
     # central exact p-values are conservative and average more).
-    from mcdrop.laws import _two_sided_binom_p
+    from mcdrop.stats.binomial import two_sided_binom_p as _two_sided_binom_p
     from mcdrop.report.figures import midp_binom_pvalues
 
     g = np.random.default_rng(31415926)

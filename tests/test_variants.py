@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import mcdrop
-from mcdrop import rng, variant_kernels as vk
-from mcdrop.accumulators import EMIN
-from mcdrop.variant_sampling import VariantSimulation, simulate_variant
-from mcdrop.variants import ALPHA_PRIME, alpha_constants, variant_law
+from mcdrop.core import rng, noise_kernel as vk
+from mcdrop.core.accumulators import EMIN
+from mcdrop import Simulation as VariantSimulation, simulate as simulate_variant
+from mcdrop.laws import ALPHA_PRIME, alpha_constants, variant_law
 
 
 def _exact(z):
@@ -88,7 +88,8 @@ def test_two_point_kernel_matches_reference(variant, structure):
     n_units, g = law.units(x.shape)
     mask = rng.bernoulli_mask(rng.key_from_seed(99), 0.7, n_units, N, 5)  # N x units
     y = law.forward(x, mask)  # the variant's outputs, materialised
-    assert (sim.keep_counts == mask.sum(axis=0)).all()
+    assert sim.keep_counts.shape == law.layout(x.shape).unit_shape
+    assert (sim.keep_counts.ravel() == mask.sum(axis=0)).all()
     assert (sim.keep_count_hist == np.bincount(mask.sum(axis=1), minlength=n_units + 1)).all()
     # Per-element moments: the simulation forms them from the exact keep
     # counts; NumPy from the outputs (rounding of y and of the sums only).
@@ -101,14 +102,18 @@ def test_two_point_kernel_matches_reference(variant, structure):
     assert sim.layer_mean.var == pytest.approx(lm.var(ddof=1), rel=1e-9)
 
 
-def test_inverted_element_is_the_core_run_bit_for_bit():
+def test_units_of_size_one_are_the_element_run_bit_for_bit():
+    # channel structure on (N, C) and sample structure on (N,): one element a
+    # unit, the same draws and sums as element-wise dropout
     x = np.random.default_rng(3).normal(size=(4, 9))
     a = mcdrop.simulate(x, p=0.25, samples=5000, seed=11)
-    b = simulate_variant(x, p=0.25, samples=5000, seed=11)
-    assert (a.keep_counts.ravel() == b.keep_counts).all()
+    b = simulate_variant(x, p=0.25, structure="channel", samples=5000, seed=11)
+    assert (a.keep_counts == b.keep_counts).all() and b.unit_size == 1
     assert (a.layer_sum_z, a.layer_sumsq_z) == (b.layer_sum_z, b.layer_sumsq_z)
     assert a.trace_sum_z == b.trace_sum_z
     assert a.layer_mean.mean == b.layer_mean.mean and a.layer_mean.var == b.layer_mean.var
+    c = simulate_variant(x[0], p=0.25, structure="sample", samples=5000, seed=11)
+    assert (c.keep_counts == mcdrop.simulate(x[0], p=0.25, samples=5000, seed=11).keep_counts).all()
 
 
 # ---------------------------------------------------------------------------
@@ -144,7 +149,7 @@ def test_gaussian_noise_matches_numpy_box_muller():
 def test_noise_polynomials_match_numpy():
     # The vectorised ln and sin/cos behind the Gaussian kernel, over their whole
     # input ranges (random integers, the radius words actually used, the ends).
-    from mcdrop.variant_kernels import _ln_2m53, _sincos_small
+    from mcdrop.core.noise_kernel import _ln_2m53, _sincos_small
 
     @nb.njit
     def ln_all(v):
@@ -355,8 +360,8 @@ def test_to_dict_round_trip_is_exact():
         (dict(x=[1.0, 2.0], variant="dropconnect", p=0.5, weight=[[1.0, np.inf]]), "`weight` must be finite"),
         (dict(x=[1.0, np.nan], variant="gaussian", p=0.5), "`x` must be finite"),
         (dict(x=[1.0, 2.0], variant="standard", p=0.5, weight=np.ones((1, 2))), "only used by variant 'dropconnect'"),
-        (dict(x=np.ones((2, 3)), variant="inverted", structure="channel", p=0.5), "structure 'channel'"),
-        (dict(x=np.ones(3), variant="gaussian", structure="sample", p=0.5), "structure 'sample'"),
+        (dict(x=np.ones(3), variant="inverted", structure="channel", p=0.5), "structure 'channel'"),
+        (dict(x=np.float64(2.0), variant="gaussian", structure="sample", p=0.5), "structure 'sample'"),
         (dict(x=np.ones(3), variant="dropconnect", structure="channel", p=0.5, weight=np.ones((1, 3))),
          "variant 'dropconnect' draws one mask entry per weight"),
         (dict(x=[1.0], variant="concrete", p=0.5), "`variant` must be one of"),

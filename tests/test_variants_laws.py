@@ -7,15 +7,10 @@ import numpy as np
 import pytest
 
 import mcdrop
-from mcdrop import laws
-from mcdrop.variant_checks import (
-    check_noise_moments,
-    check_unit_coherence,
-    control_laws,
-    law_checks,
-)
-from mcdrop.variant_sampling import simulate_variant
-from mcdrop.variants import variant_law
+from mcdrop.checks import controls, decide, law_checks
+from mcdrop.checks.outputs import check_noise_moments, check_support, check_unit_coherence
+from mcdrop import simulate as simulate_variant
+from mcdrop.laws import variant_law
 
 COMBOS = [
     ("standard", "element"),
@@ -65,13 +60,13 @@ def test_named_wrong_laws_fail_by_a_wide_margin():
     x = (x - x.mean()) / x.std()
     a = simulate_variant(x, p=0.3, variant="alpha", samples=2 * 10**4, seed=1)
     wrong = variant_law("alpha", 0.3).replace(b=0.0)
-    done = {c.name: c for c in laws.decide(law_checks(a, wrong), 1e-6)}
+    done = {c.name: c for c in decide(law_checks(a, wrong), 1e-6)}
     assert done["mean_layer"].verdict == "fail" and done["mean_layer"].pvalue < 1e-100
     assert done["second_moment"].verdict == "fail"
-    right = {c.name: c for c in laws.decide(law_checks(a), 1e-6)}
+    right = {c.name: c for c in decide(law_checks(a), 1e-6)}
     assert all(c.verdict == "pass" for c in right.values())
     g = simulate_variant(x, p=0.3, variant="gaussian", samples=2 * 10**4, seed=2)
-    done = {c.name: c for c in laws.decide(law_checks(g, g.law.replace(noise_var=0.3)), 1e-6)}
+    done = {c.name: c for c in decide(law_checks(g, g.law.replace(noise_var=0.3)), 1e-6)}
     for name in ("variance_per_element", "layer_variance", "noise_kurtosis", "noise_ks", "sign_flip_rate"):
         assert done[name].verdict == "fail", name
     # the interval of the variance excludes p by far: p/q = 0.4286 vs p = 0.3
@@ -93,7 +88,7 @@ def test_every_check_can_fail():
         # tamper fails by a wide margin, deterministically
         pcs = law_checks(sim, law)
         seen.update(pc.name for pc in pcs)
-        bad = {c.name for c in laws.decide(pcs, 1e-6) if c.verdict == "fail"}
+        bad = {c.name for c in decide(pcs, 1e-6) if c.verdict == "fail"}
         missing = set(must_fail) - bad
         assert not missing, f"{sim.variant}/{sim.structure}: {sorted(missing)} did not fail"
         failed.update(bad)
@@ -110,8 +105,11 @@ def test_every_check_can_fail():
         unit = "weight" if w is not None else structure
         out = "output" if w is not None else "element"
         assert not run(sim)  # the reference: nothing fails
-        for _, _, wrong, names in control_laws(sim):
-            run(sim, wrong, names)
+        for c in controls(sim):
+            if c.side == "implementation":  # the wrong law's outputs on the same draws
+                run(sim.with_law(c.law), None, c.checks)
+            else:  # the correct outputs against the wrong law
+                run(sim, c.law, c.checks)
         if sim.keep_counts is not None:
             # a kernel whose keep rate is 0.6% too low, and one with correlated counts
             kc = sim.keep_counts.copy()
@@ -144,8 +142,6 @@ def test_every_check_can_fail():
     # unit-coherence check fails when a unit's elements were drawn separately.
     g = simulate_variant(x, p=0.3, variant="gaussian", structure="sample", samples=100, seed=4)
     draws, y = g.materialise(4000)
-    from mcdrop.variant_checks import check_support
-
     y_bad = y.copy()
     y_bad[0, 0, 0, 0] = np.nan
     assert check_support(g, g.law, (draws, y_bad)).pvalue == 0.0

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mcdrop.cli import main
-from mcdrop.law_suite import SCRIPTS
+from mcdrop.suites.registry import SCRIPTS
 
 ROOT = Path(__file__).resolve().parent.parent
 

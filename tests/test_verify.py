@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import mcdrop
-from mcdrop import laws
-from mcdrop.verification import VerifyResult
+from mcdrop import checks
+from mcdrop.checks.moments import check_variance_per_output
+from mcdrop import VerifyResult
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def test_passes_and_controls_fail(small_verify):
     assert ctrl_rows and all(row.check.verdict == "fail" for row in ctrl_rows)
     names = {s.name for s in r.sections}
     assert {"main", "control_no_rescale", "control_divide_by_p", "control_no_rescale_main"} <= names
-    assert {f"sweep_p{p:g}" for p in mcdrop.verification.SWEEP_P} <= names
+    assert {f"sweep_p{p:g}" for p in mcdrop.suites.verification.SWEEP_P} <= names
 
 
 def test_seed_example_numbers(small_verify):
@@ -83,22 +84,22 @@ def _tampered(sim, factor):
 @pytest.mark.parametrize("factor", [0.995, 1.005])
 def test_a_biased_keep_rate_fails(factor):
     sim = mcdrop.simulate(np.linspace(1, 2, 64), p=0.3, samples=10**5, seed=5)
-    done = laws.decide(laws.law_checks(_tampered(sim, factor)), 1e-6)
+    done = checks.decide(checks.law_checks(_tampered(sim, factor)), 1e-6)
     by = {c.name: c for c in done}
     # 0.5% of 6.4e6 draws at q=0.7: z ~ 28 -> certain rejection at 1e-6
     assert by["keep_rate"].verdict == "fail"
     assert by["mean_relative"].verdict == "fail"
-    clean = {c.name: c for c in laws.decide(laws.law_checks(sim), 1e-6)}
+    clean = {c.name: c for c in checks.decide(checks.law_checks(sim), 1e-6)}
     assert all(c.verdict == "pass" for c in clean.values())
 
 
 def test_a_wrong_variance_law_fails():
     # Gaussian-dropout-style mistake: claim Var[y/x] = p (not p/q)
     sim = mcdrop.simulate(np.ones(16), p=0.3, samples=10**5, seed=6)
-    good = laws.check_variance_per_element(sim, sim.scale)
+    good = check_variance_per_output(sim, sim.sampled_law)
     assert good.pvalue > 1e-6
-    # scale chosen so that the two-point variance cannot equal p/q at all
-    bad = laws.check_variance_per_element(sim, 1.0)
+    # a scale so that the two-point variance cannot equal p/q at all: no root, p-value 0
+    bad = check_variance_per_output(sim.with_law(sim.sampled_law.replace(scale=1.0)), sim.sampled_law)
     assert bad.pvalue == 0.0
 
 

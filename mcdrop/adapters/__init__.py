@@ -50,9 +50,9 @@ _LAZY = {
     "keras_layer": "mcdrop.adapters.keras",
     "numpy_function": "mcdrop.adapters.numpy",
     "numpy_reference": "mcdrop.adapters.numpy",
-    "builtin": "mcdrop.adapters._targets",
-    "resolve_target": "mcdrop.adapters._targets",
-    "BUILTINS": "mcdrop.adapters._targets",
+    "builtin": "mcdrop.adapters.targets",
+    "resolve_target": "mcdrop.adapters.targets",
+    "BUILTINS": "mcdrop.adapters.targets",
 }
 
 

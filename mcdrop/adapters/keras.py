@@ -15,7 +15,7 @@ import numpy as np
 from ._base import Adapter
 from ._optional import require
 
-__all__ = ["KerasAdapter", "keras_layer"]
+__all__ = ["import_keras", "KerasAdapter", "keras_layer"]
 
 _LAWS = {
     "Dropout": ("inverted", "element"),
@@ -27,7 +27,7 @@ _LAWS = {
 }
 
 
-def _keras():
+def import_keras():
     import sys
 
     if "keras" not in sys.modules:
@@ -41,7 +41,7 @@ class KerasAdapter(Adapter):
     framework = "keras"
 
     def __init__(self, layer, *, name: str, p, variant, structure, seed):
-        keras = _keras()
+        keras = import_keras()
         # The layer draws from its SeedGenerator; restarting it from its
         # initial state makes every audit of this adapter the same run.
         gen = getattr(layer, "seed_generator", None)
@@ -80,7 +80,7 @@ def keras_layer(layer, rate: float | None = None, *, seed: int = 0, name: str | 
     the (N, C, ...) layout mcdrop's channel structure assumes, so declare
     the structure yourself for those).
     """
-    keras = _keras()
+    keras = import_keras()
     if isinstance(layer, type):
         if not issubclass(layer, keras.layers.Layer):
             raise TypeError(f"`layer` must be a keras Layer (class or instance); got {layer!r}.")

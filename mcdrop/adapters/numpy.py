@@ -15,9 +15,11 @@ from typing import Callable
 import numpy as np
 
 from .._validation import check_choice, check_seed, resolve_pq
-from ..audit_variants import VARIANTS
-from ..variants import ALPHA_PRIME, STRUCTURES, alpha_constants
+from ..laws import ALPHA_PRIME, STRUCTURES, alpha_constants
 from ._base import Adapter
+
+#: The laws :func:`numpy_reference` implements.
+REFERENCE_VARIANTS = ("inverted", "alpha", "gaussian")
 
 __all__ = ["NumpyAdapter", "numpy_function", "numpy_reference", "mask_shape"]
 
@@ -83,7 +85,7 @@ def numpy_reference(p: float | None = None, *, keep: float | None = None, varian
     ``p = 0`` and evaluation mode return ``x`` unchanged (a copy).
     """
     p, q = resolve_pq(p, keep, default=0.5)
-    variant = check_choice(variant, "variant", VARIANTS)
+    variant = check_choice(variant, "variant", REFERENCE_VARIANTS)
     structure = check_choice(structure, "structure", STRUCTURES)
     if variant == "gaussian" and p == 1.0:
         raise ValueError("`p` must be < 1 for variant='gaussian'; got p=1.0.")

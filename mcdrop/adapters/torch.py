@@ -21,7 +21,7 @@ import numpy as np
 from ._base import Adapter
 from ._optional import require
 
-__all__ = ["TorchAdapter", "torch_module", "torch_function", "MODULE_LAWS"]
+__all__ = ["import_torch", "TorchAdapter", "torch_module", "torch_function", "MODULE_LAWS"]
 
 #: torch.nn class name -> (variant, structure, spatial dims of the unit)
 MODULE_LAWS = {
@@ -44,7 +44,7 @@ FUNCTION_LAWS = {
 _SHAPES = {None: (64, 128), 1: (32, 64, 16), 2: (16, 32, 4, 4), 3: (8, 16, 4, 4, 2)}
 
 
-def _torch():
+def import_torch():
     return require("torch", purpose="the torch adapter")
 
 
@@ -59,7 +59,7 @@ class TorchAdapter(Adapter):
     def __init__(self, forward: Callable, *, name: str, p: float | None, variant: str | None,
                  structure: str | None, default_shape: tuple | None, seed: int | None,
                  module: Any = None):
-        torch = _torch()
+        torch = import_torch()
         super().__init__(name=name, p=p, variant=variant, structure=structure, default_shape=default_shape,
                          seed=seed, framework_version=torch.__version__)
         self._forward = forward
@@ -120,7 +120,7 @@ def torch_module(module: Any, p: float | None = None, *, seed: int | None = 0,
         (``Dropout2d`` -> channel, ``AlphaDropout`` -> alpha) and a default
         input shape they accept.
     """
-    torch = _torch()
+    torch = import_torch()
     if inspect.isclass(module):
         if not issubclass(module, torch.nn.Module):
             raise TypeError(f"`module` must be a torch.nn.Module (class or instance); got {module!r}.")
@@ -160,7 +160,7 @@ def torch_function(fn: Callable, p: float, *, seed: int | None = 0, name: str | 
     name : str, optional
     inplace : bool, default False
     """
-    _torch()
+    import_torch()
     if not callable(fn):
         raise TypeError(f"`fn` must be callable; got {fn!r}.")
     fname = getattr(fn, "__name__", "fn")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._io import atomic_path
+from .files import atomic_path
 from .explain import explain
 from .figures import (
     as_floats as _floats,

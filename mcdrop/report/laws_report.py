@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from ._io import atomic_path
+from .files import atomic_path
 from .figures import trace_arrays
 from .style import COLORS, finish_page, grid_page, pdf_pages, section_rows, verdict_pages, versions_line
 

@@ -103,7 +103,7 @@ def pdf_pages(path, *, title: str, timestamp: bool = False):
     ----------
     path : str or path-like
         Where to write (callers pass the temporary path of
-        :func:`mcdrop.report._io.atomic_path`).
+        :func:`mcdrop.report.files.atomic_path`).
     title : str
         The document title (PDF metadata and page footers).
     timestamp : bool, default False

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from ._io import atomic_path
+from .files import atomic_path
 from .explain import explain
 from .figures import (
     midp_binom_pvalues,

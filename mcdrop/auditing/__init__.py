@@ -1,0 +1,27 @@
+"""Auditing other implementations: the harness, the budget, the battery and the report.
+
+``mcdrop.audit(fn, p=..., shape=...)`` calls an implementation
+``fn(x, training) -> array`` that owns its randomness, recovers the mask
+from its outputs and tests every law of the claimed variant, with a
+family-wise false-alarm rate of at most ``alpha`` (Holm) and a stated
+``detectable_bias``.
+
+=================  ==========================================================
+``runner``         :func:`audit`: the lay-out of one audit
+``budget``         arguments, the battery's checks, the default budget, power
+``inputs``         the inputs fed (:func:`audit_input`)
+``harness``        calling ``fn``: eval, streamed training calls, gradients
+``stream``         the streamed accumulators (flat memory; FFT sums)
+``battery``        every check, decided as one family; plot data
+``moment_checks``  ``mean`` and ``variance``
+``independence``   ``element_independence``, ``call_independence``, ``structure``
+``report``         :class:`AuditReport`
+=================  ==========================================================
+"""
+
+from .budget import DEFAULT_SHAPE
+from .inputs import MAX_ELEMENTS, audit_input
+from .report import AuditReport
+from .runner import audit
+
+__all__ = ["audit", "AuditReport", "audit_input", "DEFAULT_SHAPE", "MAX_ELEMENTS"]
