@@ -22,6 +22,17 @@ from __future__ import annotations
 
 import pytest
 
+__all__ = [
+    "DropoutAuditor",
+    "dropout_audit",
+    "pytest_addoption",
+    "pytest_configure",
+    "pytest_collection_modifyitems",
+    "pytest_runtest_setup",
+    "pytest_assertrepr_compare",
+    "pytest_terminal_summary",
+]
+
 DEFAULT_ALPHA = 1e-6
 
 

@@ -9,6 +9,7 @@ not imported yet and ``KERAS_BACKEND`` is unset, the adapter sets it to
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
@@ -28,8 +29,6 @@ _LAWS = {
 
 
 def import_keras():
-    import sys
-
     if "keras" not in sys.modules:
         os.environ.setdefault("KERAS_BACKEND", "torch")
     return require("keras", purpose="the Keras adapter")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 from typing import Callable
 
 from ._base import Adapter
@@ -72,9 +74,6 @@ def builtin(name: str, p: float, *, seed: int = 0):
 
 
 def _import(module: str, target: str):
-    import os
-    import sys
-
     top = module.split(".", 1)[0]
     try:
         try:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.fft as sfft
 from scipy import stats as sps
+from scipy.special import gammaln
 
 from ..checks import PendingCheck, exact
 from ..stats.dispersion import dispersion_from_hist
@@ -104,9 +106,6 @@ def _cycle_log_mgf(n: int, L: int, s: float, mus: np.ndarray) -> np.ndarray:
     refused (``+inf``: that ``lam`` is then not used), and each is padded by
     ten times its relative rounding error, so the values are upper bounds.
     """
-    import scipy.fft as sfft
-    from scipy.special import gammaln
-
     g = n // L
     y = math.exp(s)
 

@@ -40,7 +40,7 @@ from .moment_checks import mean_weights
 from .report import AuditReport
 from .stream import AuditStream
 
-__all__ = ["audit"]
+__all__ = ["audit", "environment"]
 
 
 def audit(fn, p=None, *, keep=None, shape=None, calls=None, variant=None, structure=None,

@@ -17,9 +17,9 @@ from ..stats import plan
 from ..suites.registry import run_all
 from ..suites.verification import verify
 from . import audit as audit_command
-from .bench import run_benchmark
+from . import bench
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "UsageError"]
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -210,7 +210,7 @@ def _cmd_report(args) -> int:
 
 def _cmd_bench(args) -> int:
     threads = [int(t) for t in args.threads] if args.threads else None
-    res = run_benchmark(
+    res = bench.run_benchmark(
         elements=args.elements, draws=args.draws, repeats=args.repeats, threads=threads,
         p=args.p, seed=args.seed, progress=not args.quiet,
     )

@@ -18,3 +18,5 @@ depends only on (key, sample index, element index), and every accumulator
 is an integer or an exact sum, so thread counts and shard splits cannot
 change a result.  This layer imports no scipy and nothing above it.
 """
+
+__all__: list[str] = []

@@ -39,6 +39,13 @@ __all__ = [
     "effective_keep",
     "uniforms",
     "bernoulli_mask",
+    "child_seed",
+    "philox_block",
+    "MASK32",
+    "SH32",
+    "STREAM_MASK",
+    "STREAM_INPUT",
+    "STREAM_NOISE",
 ]
 
 _M0 = np.uint64(0xD2511F53)

@@ -29,6 +29,22 @@ from .accumulators import EMIN
 from .kernels import MAX_BATCH_PER_THREAD
 from .progress import make_bar
 
+__all__ = [
+    "TRACE_POINTS_PER_DECADE",
+    "DRAWS_PER_THREAD_BATCH",
+    "EXACT_RANGE",
+    "trace_grid",
+    "check_threads",
+    "outside_exact_range",
+    "per_batch",
+    "kernel_threads",
+    "drive",
+    "to_fraction",
+    "mean_var",
+    "layer_stats",
+    "running_trace",
+]
+
 #: Running-mean trace points per decade of the sample count.
 TRACE_POINTS_PER_DECADE = 20
 #: Target mask draws per thread and kernel call (a call takes ~10 ms).

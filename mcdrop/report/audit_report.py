@@ -21,6 +21,7 @@ recorded the reason.  Nothing is sampled here.
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import norm
 
 from .files import atomic_path
 from .explain import explain
@@ -303,8 +304,6 @@ def _per_element_page(pdf, d: dict) -> None:
         z = rel / se
     z = z[np.isfinite(z)]
     if z.size:
-        from scipy.stats import norm
-
         lim = max(5.0, float(np.abs(z).max()) * 1.05)
         bins = np.linspace(-lim, lim, 61)
         ax.hist(z, bins=bins, density=True, color="tab:blue", alpha=0.55, label=f"observed ({z.size:,} elements)")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator, NullLocator
+from scipy.stats import beta, binom, norm
 
 __all__ = [
     "as_floats",
@@ -62,8 +64,6 @@ def simultaneous_z(alpha: float, m: int = 1) -> float:
     float
         ``z`` with ``2 P(Z > z) = alpha / m``.
     """
-    from scipy.stats import norm
-
     a = min(max(float(alpha) / max(int(m), 1), 1e-300), 1.0)
     return float(norm.isf(a / 2.0))
 
@@ -88,8 +88,6 @@ def midp_binom_pvalues(k, n: int, q: float) -> np.ndarray:
         under the law (mean 1/2), which a QQ plot against uniform needs; the
         central exact p-values are conservative.
     """
-    from scipy.stats import binom
-
     k = np.asarray(k, dtype=np.float64)
     pm = binom.pmf(k, n, q)
     lo = binom.cdf(k, n, q) - 0.5 * pm
@@ -99,8 +97,6 @@ def midp_binom_pvalues(k, n: int, q: float) -> np.ndarray:
 
 def _no_minor(ax) -> None:
     """Decade ticks only: minor log ticks double the drawing time of a page."""
-    from matplotlib.ticker import NullLocator
-
     for axis in (ax.xaxis, ax.yaxis):
         if axis.get_scale() == "log":
             axis.set_minor_locator(NullLocator())
@@ -250,8 +246,6 @@ def plot_keep_count_hist(ax, counts, n: int, q: float, *, title: str, pvalue=Non
     pvalue_label : str, default "chi-square p-value"
         What ``pvalue`` is.
     """
-    from scipy.stats import binom
-
     counts = np.asarray(counts, dtype=float)
     total = counts.sum()
     k = np.arange(counts.size)
@@ -266,8 +260,6 @@ def plot_keep_count_hist(ax, counts, n: int, q: float, *, title: str, pvalue=Non
         edges = np.arange(lo, hi + 2) - 0.5
         ax.stairs(frac[sl], edges, fill=True, color=BAND, alpha=0.5, label=f"observed ({int(total):,} {unit}s)")
         ax.plot(k[sl], pmf[sl], color=TARGET, lw=1.0, label=f"Binomial({n}, {q:g}) pmf")
-    from matplotlib.ticker import MaxNLocator
-
     ax.xaxis.set_major_locator(MaxNLocator(6, integer=True))
     ax.set_ylim(0, 1.3 * max(float(np.max(frac[sl])), float(np.max(pmf[sl]))))
     t = title if pvalue is None else f"{title}\n{pvalue_label} {float(pvalue):.2g}"
@@ -290,8 +282,6 @@ def plot_hist_residuals(ax, counts, n: int, q: float) -> None:
     q : float
         Only cells expecting at least 5 observations are shown.
     """
-    from scipy.stats import binom
-
     counts = np.asarray(counts, dtype=float)
     total = counts.sum()
     k = np.arange(counts.size)
@@ -301,8 +291,6 @@ def plot_hist_residuals(ax, counts, n: int, q: float) -> None:
         ax.text(0.5, 0.5, "no keep count expects 5 or more observations", transform=ax.transAxes,
                 ha="center", va="center")
         return
-    from matplotlib.ticker import MaxNLocator
-
     ax.xaxis.set_major_locator(MaxNLocator(8, integer=True))
     r = (counts[sel] - exp[sel]) / np.sqrt(exp[sel])
     ax.axhspan(-1.96, 1.96, color=BAND, alpha=0.15, lw=0, label="±1.96: 95% of residuals under the law")
@@ -452,8 +440,6 @@ def plot_pvalue_qq(ax, series, *, threshold: float | None = None, threshold_labe
     The band is pointwise, from the Beta(i, m − i + 1) law of the i-th
     smallest of m uniform p-values (for the largest series).
     """
-    from scipy.stats import beta
-
     mmax = 0
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink"]
     top = 1.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.stats import norm
 
 from .files import atomic_path
 from .figures import trace_arrays
@@ -177,8 +178,6 @@ def _variant_pages(pdf, result: dict) -> None:
             ax = axes[0, 1]
             _errbar(ax, g["p"], g["flip"], g["flip_ci"], color=_BLUE, label="observed")
             pp = np.linspace(0.02, 0.95, 100)
-            from scipy.stats import norm
-
             ax.plot(pp, norm.cdf(-np.sqrt((1 - pp) / pp)), color="black", lw=1, label="Phi(-sqrt(q/p))")
             ax.set_xlabel("drop probability p")
             ax.set_ylabel("P(output sign flipped)")
@@ -366,8 +365,6 @@ def _inference_pages(pdf, result: dict) -> None:
         ax.axis("off")
     ax = axes[1, 1]
     ax.plot(p, f["linear_dev"], "o-", color="black", ms=3)
-    from scipy.stats import norm
-
     H = len(u["sd"]) if u else 32
     ax.axhline(float(norm.isf(0.025 / H)), color=_RED, ls="--", lw=1,
                label=f"95% limit over the {H} units (per p)")

@@ -16,8 +16,20 @@ Every report is a sequence of A4 pages built with these helpers:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import math
 import textwrap
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)  # before pyplot: reports render without a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import NullLocator  # noqa: E402
+
+from .. import __version__  # noqa: E402
 
 __all__ = [
     "pdf_pages",
@@ -68,15 +80,6 @@ _MONO = "DejaVu Sans Mono"
 _LINE = 1.0 / 72 / A4[1]  # one point as a fraction of the page height
 
 
-def _mpl():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 class _Pages:
     """A PdfPages that stamps a footer (report name and page number) on each page."""
 
@@ -116,16 +119,8 @@ def pdf_pages(path, *, title: str, timestamp: bool = False):
         Behaves like :class:`matplotlib.backends.backend_pdf.PdfPages`;
         ``savefig(fig)`` also stamps the footer and page number.
     """
-    _mpl()
-    import matplotlib
-    from matplotlib.backends.backend_pdf import PdfPages
-
-    from .. import __version__
-
     created = None
     if timestamp:
-        import datetime
-
         created = datetime.datetime.now(datetime.timezone.utc)
     meta = {"Title": title, "Creator": f"mcdrop {__version__}", "Producer": "mcdrop (matplotlib)",
             "CreationDate": created}
@@ -144,12 +139,10 @@ def finish_page(pdf, fig) -> None:
     for ax in fig.axes:
         _thin_log_ticks(ax)
     pdf.savefig(fig)
-    _mpl().close(fig)
+    plt.close(fig)
 
 
 def _thin_log_ticks(ax) -> None:
-    from matplotlib.ticker import NullLocator
-
     for axis in (ax.xaxis, ax.yaxis):
         if axis.get_scale() != "log":
             continue
@@ -202,7 +195,6 @@ def new_page(title: str, subtitle: str = ""):
     -------
     fig, ax
     """
-    plt = _mpl()
     fig = plt.figure(figsize=A4)
     y = header(fig, title, subtitle)
     top = y - 0.03
@@ -220,9 +212,6 @@ def grid_page(title: str, subtitle: str = "", nrows: int = 1, ncols: int = 1, *,
     fig : matplotlib.figure.Figure
     axes : 2-D ndarray of Axes, shape ``(nrows, ncols)``
     """
-    import numpy as np
-
-    plt = _mpl()
     fig = plt.figure(figsize=A4)
     y = header(fig, title, subtitle)
     gs = fig.add_gridspec(nrows, ncols, left=left, right=right, bottom=bottom, top=y - top_pad,
@@ -255,8 +244,6 @@ def date_line(result: dict, timestamp: bool) -> str:
     if not timestamp:
         return ("not recorded: reports are deterministic (same seed, same PDF); "
                 "`mcdrop report --timestamp` adds the date and the run time")
-    import datetime
-
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     took = result.get("elapsed_s")
     return f"{now} (rendered)" + (f"; the run took {float(took):.1f} s" if took is not None else "")
@@ -405,8 +392,6 @@ def _table(fig, rows, top: float, bottom: float = 0.035, *, row_h: float | None 
 
 
 def _hline(fig, x0, x1, y):
-    from matplotlib.lines import Line2D
-
     return Line2D([x0, x1], [y, y], transform=fig.transFigure, color="#8c959f", lw=0.6)
 
 
@@ -445,7 +430,6 @@ def summary_block(pdf, *, title: str, verdict: str, verdict_note: str, lines, ro
         How many rows page 1 holds; pass it as ``skip`` to
         :func:`verdict_table_pages`.
     """
-    plt = _mpl()
     fig = plt.figure(figsize=A4)
     fig.text(0.5, 0.97, title, ha="center", va="top", fontsize=15, weight="bold")
     color = COLORS.get(verdict, "black")
@@ -541,7 +525,6 @@ def verdict_table_pages(pdf, rows, *, skip: int = 0, legend: str | None = None) 
     legend : str, optional
         Text under the last page's table.
     """
-    plt = _mpl()
     rows = list(rows)
     legend = _LEGEND if legend is None else legend
     for start in range(skip, len(rows), ROWS_PER_PAGE):
@@ -570,7 +553,6 @@ def findings_pages(pdf, entries, *, title: str = "Failures and what they usually
     title, intro : str
         Page title and the paragraph under it.
     """
-    plt = _mpl()
     entries = list(entries)
     i = 0
     first = True

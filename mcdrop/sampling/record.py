@@ -25,7 +25,7 @@ from ..laws import DropoutLaw, variant_law
 from ..results import json_number
 from .layer import LayerMean
 
-__all__ = ["Simulation", "merge_order", "RECORD_TYPES"]
+__all__ = ["Simulation", "merge_order", "RECORD_TYPES", "exact_scale", "normalise_square_sums"]
 
 #: JSON ``type`` of a record: the plain inverted element-wise run keeps the
 #: first version's layout; every other law adds its units and sums.

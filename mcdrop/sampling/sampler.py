@@ -33,7 +33,7 @@ from ..core.stream import check_threads, drive, kernel_threads, outside_exact_ra
 from ..laws import check_weight, variant_law
 from .record import Simulation, normalise_square_sums
 
-__all__ = ["simulate"]
+__all__ = ["simulate", "run_masks", "run_two_point", "run_gaussian", "run_dropconnect"]
 
 
 def _simulate_iv(x, p, keep, variant, structure, weight, samples, seed, start, threads):

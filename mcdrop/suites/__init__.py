@@ -11,3 +11,5 @@
 Suites never import each other: the registry is the one module that knows
 them all.
 """
+
+__all__: list[str] = []

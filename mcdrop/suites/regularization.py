@@ -55,6 +55,7 @@ from ..stats.normal import z_sum
 from .results import build_result, pending_mean
 
 __all__ = [
+    "logistic_loss",
     "wager_penalty",
     "feature_energies",
     "squared_loss_moments",
