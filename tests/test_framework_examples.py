@@ -1,6 +1,6 @@
 """Worked examples: property-testing real framework dropouts with mcdrop.
 
-These are the README's "Property tests" examples.  Budget rule: each test's
+These are the examples of docs/testing.md.  Budget rule: each test's
 false-alarm budget ALPHA_TOTAL is split equally over its Hypothesis examples
 (alpha_per_example), so a correct dropout fails a test with probability at most
 ALPHA_TOTAL; derandomize=True plus integer seeds (for the inputs and for the

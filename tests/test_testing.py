@@ -84,7 +84,7 @@ def test_alpha_per_example():
 
 
 # --- the mutation suite under @given -------------------------------------------------
-# Budget rule (README, "Property tests"): a property test with max_examples = k charges
+# Budget rule (docs/testing.md, "The alpha budget under @given"): a property test with max_examples = k charges
 # each example alpha_total / k.  Here alpha_total = 1e-6 and k = 4, so a correct dropout
 # fails the whole property test with probability <= 1e-6; every mutant must be caught
 # by some drawn example.  Shrinking is switched off (a statistical failure does not

@@ -18,12 +18,11 @@ import math
 
 import numpy as np
 import scipy.fft as sfft
-from scipy import stats as sps
 from scipy.special import gammaln
 
 from ..checks import PendingCheck, exact
 from ..stats.dispersion import dispersion_from_hist
-from ..stats.normal import bonferroni_normal_interval
+from ..stats.normal import bonferroni_normal_interval, z_tail
 from ..stats.tails import BernoulliSum, TailModel, bennett_tail, chernoff_tail
 
 __all__ = ["check_element_independence", "check_call_independence", "check_structure", "FFT_TOL"]
@@ -312,7 +311,7 @@ def check_element_independence(st, law, shape, S: int, alpha_check: float):
                "offsets_tested": K, "tail_method": method},
     )
     sel = _pick_offsets(offsets, z, 256)
-    bound = float(sps.norm.isf(alpha_check / (2 * K))) * float(np.median(sd))
+    bound = z_tail(alpha_check / (2 * K)) * float(np.median(sd))
     plot = {"offsets": offsets[sel].tolist(), "values": corr[sel].tolist(),
             "z": z[sel].tolist(), "bound": bound, "unit_size": S, "calls": st.auto_calls}
     return pend, plot
@@ -414,7 +413,7 @@ def check_call_independence(st, law, alpha_check: float):
     )
     sel = _pick_offsets(offsets, z, 128)
     plot = {"offsets": offsets[sel].tolist(), "values": corr[sel].tolist(), "z": z[sel].tolist(),
-            "bound": float(sps.norm.isf(alpha_check / (2 * tot))) * sd, "pairs": st.cross_pairs}
+            "bound": z_tail(alpha_check / (2 * tot)) * sd, "pairs": st.cross_pairs}
     if lg is not None:
         plot["lags"] = {"lags": lags.tolist(), "values": lcorr.tolist(), "z": lz.tolist()}
     return pend, plot

@@ -32,7 +32,7 @@ from scipy import stats as sps
 from ..checks import PendingCheck
 from ..stats.binomial import clopper_pearson, two_sided_binom_p
 from ..stats.multiple import holm
-from ..stats.normal import bonferroni_normal_interval
+from ..stats.normal import bonferroni_normal_interval, two_sided_pvalues
 from ..stats.tails import BernoulliSum, TailModel, band_z_test
 
 __all__ = ["mean_weights", "check_mean", "check_variance"]
@@ -87,7 +87,7 @@ def check_mean(st, law, S: int, eta: float, tolerance: float | None, alpha_check
     else:
         se_e = law.sd / math.sqrt(C)
         ze = md / se_e
-        pu = np.minimum(1.0, 2.0 * sps.norm.sf(np.abs(ze)))
+        pu = two_sided_pvalues(ze)
     n_tests = pu.size
     worst = int(np.argmin(pu))
     p_unit = float(min(1.0, n_tests * pu[worst]))

@@ -11,7 +11,9 @@ import math
 
 import numpy as np
 from matplotlib.ticker import MaxNLocator, NullLocator
-from scipy.stats import beta, binom, norm
+from scipy.stats import beta, binom
+
+from ..stats.normal import z_tail
 
 __all__ = [
     "as_floats",
@@ -65,7 +67,7 @@ def simultaneous_z(alpha: float, m: int = 1) -> float:
         ``z`` with ``2 P(Z > z) = alpha / m``.
     """
     a = min(max(float(alpha) / max(int(m), 1), 1e-300), 1.0)
-    return float(norm.isf(a / 2.0))
+    return z_tail(a / 2.0)
 
 
 def midp_binom_pvalues(k, n: int, q: float) -> np.ndarray:

@@ -21,6 +21,7 @@ __all__ = [
     "z_quantile",
     "z_pvalue",
     "two_sided_pvalues",
+    "z_tail",
     "z_and_pvalue",
     "z_sum",
     "normal_interval",
@@ -60,6 +61,11 @@ def z_pvalue(z: float, alternative: str) -> float:
     if alternative == "less":
         return float(_sps.norm.cdf(z))
     return float(_sps.norm.sf(z))
+
+
+def z_tail(tail: float) -> float:
+    """``z`` with ``P(Z > z) = tail`` (the one-sided critical value; ``z_tail(a/2)`` is two-sided)."""
+    return float(_sps.norm.isf(tail))
 
 
 def two_sided_pvalues(z) -> np.ndarray:

@@ -21,6 +21,8 @@ import numpy as np
 from scipy import stats as sps
 from scipy.optimize import minimize_scalar
 
+from .normal import z_pvalue
+
 __all__ = [
     "EDGEWORTH_TOL",
     "edgeworth_error",
@@ -243,7 +245,7 @@ class TailModel:
         best, j, method = 1.0, int(np.argmax(a)), "normal"
         if np.any(trusted):
             jj = int(np.flatnonzero(trusted)[np.argmax(a[trusted])])
-            pn = float(min(1.0, 2.0 * sps.norm.sf(z[jj])))
+            pn = z_pvalue(float(z[jj]), "two-sided")
             best, j, method = pn, jj, "normal"
         untrusted = ~trusted & (a > 0)
         if np.any(untrusted):
@@ -269,4 +271,4 @@ def band_z_test(estimate: float, se: float, expected: float, eta: float) -> tupl
     if se <= 0.0:
         return (0.0 if excess == 0 else math.copysign(math.inf, diff)), (1.0 if excess == 0 else 0.0)
     z = math.copysign(excess / se, diff)
-    return z, float(min(1.0, 2.0 * sps.norm.sf(abs(z))))
+    return z, z_pvalue(z, "two-sided")

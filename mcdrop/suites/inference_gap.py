@@ -38,13 +38,12 @@ from ..core.accumulators import limbs_to_int
 from ..core.model_kernels import MLP_ACTIVATIONS, new_mlp_accumulators, run_mlp_batch
 from ..core.rng import child_seed
 from ..core.stream import check_threads, drive, kernel_threads, mean_var, per_batch
-from scipy import stats as sps
 
 from ..checks import PendingCheck
 from ..checks.per_unit import bonferroni_interval, worst, z_pvalues
 from ..results import ConfidenceInterval
 from ..sampling import merge_order
-from ..stats.normal import z_sum
+from ..stats.normal import z_pvalue, z_sum, z_tail
 from .results import build_result, pending_mean
 
 __all__ = [
@@ -303,10 +302,10 @@ def verify_inference_gap(*, seed=0, alpha: float = 1e-6, samples: int | None = N
     def one_sided(name, est_abs, se, bound, detail):
         # H0: |gap| <= bound; reject when |gap| is significantly above it
         z = (est_abs - bound) / se if se > 0 else (math.inf if est_abs > bound else -math.inf)
-        pv = float(sps.norm.sf(z))
+        pv = z_pvalue(z, "greater")
         return PendingCheck(
             name=name, pvalue=pv, estimate=est_abs, expected=bound, detail=detail, statistic=z,
-            interval=lambda level: ConfidenceInterval(max(0.0, est_abs - float(sps.norm.isf(1 - level)) * se),
+            interval=lambda level: ConfidenceInterval(max(0.0, est_abs - z_tail(1 - level) * se),
                                                       math.inf, level))
 
     zpow = z_sum(alpha / 75, 0.99)  # ~75 law checks, two-sided
@@ -367,14 +366,14 @@ def verify_inference_gap(*, seed=0, alpha: float = 1e-6, samples: int | None = N
                 with np.errstate(divide="ignore", invalid="ignore"):
                     zr = np.where(gse > 0, g / gse, np.where(g >= 0, np.inf, -np.inf))
                 kk = int(np.argmin(zr))
-                pv = float(min(1.0, H * sps.norm.cdf(zr[kk])))
+                pv = float(min(1.0, H * z_pvalue(float(zr[kk]), "less")))
                 gk, sk = float(g[kk]), float(gse[kk])
                 pcs.append(PendingCheck(
                     name="relu: E relu(z) >= relu(E z)", pvalue=pv, estimate=gk, expected=0.0,
                     detail=(f"most negative of {H} unit gaps (#{kk}); Jensen for a convex f: the gap cannot "
                             "be negative. One-sided z-test, Bonferroni over units."),
                     interval=lambda level, gk=gk, sk=sk: ConfidenceInterval(
-                        gk - float(sps.norm.isf((1 - level) / H)) * sk, math.inf, level),
+                        gk - z_tail((1 - level) / H) * sk, math.inf, level),
                     statistic=float(zr[kk])))
                 if p == 0.5:
                     fig["units"] = {"sd": sd.tolist(), "gap": g.tolist(),
