@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .. import __version__
+from ..core import distributed
 from ..report import load_result, render
 from ..report.files import atomic_write_text, check_writable
 from ..stats import plan
@@ -99,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--no-controls", action="store_true", help="skip the negative controls")
     v.add_argument("--alpha", type=float, default=1e-6, help="family-wise false-alarm bound (default 1e-6)")
     v.add_argument("--threads", type=int, help="Numba threads (results do not depend on it)")
+    dk = v.add_mutually_exclusive_group()
+    dk.add_argument("--workers", type=int, metavar="N",
+                    help="run on a local Dask cluster of N worker processes (pip install 'mcdrop[dask]'); "
+                         "the result is the local one, bit for bit")
+    dk.add_argument("--scheduler", metavar="ADDRESS",
+                    help="run on an existing Dask cluster (e.g. tcp://host:8786); the same result as locally")
     v.add_argument("--variant", choices=("inverted", "standard", "gaussian", "alpha", "dropconnect"),
                    default="inverted", help="dropout variant whose laws are checked (default inverted)")
     v.add_argument("--structure", choices=("element", "channel", "sample"), default="element",
@@ -173,12 +180,13 @@ def _cmd_verify(args) -> int:
         check_writable(args.report)  # fail before the run, not after it
     if args.json:
         check_writable(args.json)
-    res = verify(
-        x=args.x, p=args.p, keep=args.keep, samples=args.samples, alpha=args.alpha,
-        seed=args.seed, threads=args.threads, sweep=not args.no_sweep,
-        controls=not args.no_controls, sweep_samples=args.sweep_samples,
-        progress=not args.quiet, variant=args.variant, structure=args.structure,
-    )
+    with distributed.connect(args.workers, args.scheduler) as client:
+        res = verify(
+            x=args.x, p=args.p, keep=args.keep, samples=args.samples, alpha=args.alpha,
+            seed=args.seed, threads=args.threads, sweep=not args.no_sweep,
+            controls=not args.no_controls, sweep_samples=args.sweep_samples,
+            progress=not args.quiet, variant=args.variant, structure=args.structure, client=client,
+        )
     print(res)
     if args.json:
         res.to_json(args.json)

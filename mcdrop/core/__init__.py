@@ -10,6 +10,7 @@
 ``fold_kernels``   one pass over an audit's batch of outputs
 ``accumulators``   the exact superaccumulator; Welford/Chan moments
 ``stream``         the shard/stream driver (batches, trace grid, threads)
+``distributed``    shards of one stream on a Dask cluster (optional ``dask`` extra)
 ``progress``       progress bars on stderr
 =================  ==========================================================
 

@@ -21,13 +21,16 @@ How each law is sampled
 
 from __future__ import annotations
 
+import functools
 import time
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 
 from .._validation import check_sample_range, check_seed, check_x, resolve_pq
-from ..core import kernels, noise_kernel, rng
+from ..core import distributed, kernels, noise_kernel, rng
+from ..core.progress import make_bar
 from ..core.accumulators import limbs_to_int
 from ..core.stream import check_threads, drive, kernel_threads, outside_exact_range, per_batch
 from ..laws import check_weight, variant_law
@@ -86,6 +89,7 @@ def simulate(
     threads: int | None = None,
     progress: bool | Callable[[int], object] = False,
     trace: bool = True,
+    client=None,
 ) -> Simulation:
     """Draw dropout masks (or noise) for ``x`` and return exact statistics.
 
@@ -124,6 +128,13 @@ def simulate(
         Record the running layer mean at log-spaced sample counts
         (:attr:`Simulation.trace`); False skips it (fewer, larger kernel
         calls).  Every other statistic is identical either way.
+    client : distributed.Client, optional
+        Run on a Dask cluster (``pip install 'mcdrop[dask]'``): the range is
+        cut into contiguous shards (counter ranges), each computed by a
+        worker and merged exactly in stream order, so the result equals the
+        local run bit for bit for any number of workers.  ``threads`` is
+        then per shard (default 1: a worker runs one shard per thread).  A
+        shard lost with its worker is recomputed from its range.
 
     Returns
     -------
@@ -157,6 +168,8 @@ def simulate(
     law, xa, w, n_samples, ss, start, t = _simulate_iv(
         x, p, keep, variant, structure, weight, samples, seed, start, threads
     )
+    if client is not None:
+        return _simulate_on_cluster(client, law, xa, w, p, keep, n_samples, ss, start, t, progress, trace)
     if law.variant == "dropconnect":
         n_units, unit_size, unit_shape = w.size, 1, w.shape
     else:
@@ -179,6 +192,29 @@ def simulate(
         seed_entropy=ss.entropy, seed_spawn_key=tuple(ss.spawn_key),
         info={"threads": T, "elapsed_s": time.perf_counter() - t0}, **out,
     )
+
+
+def _simulate_on_cluster(client, law, xa, w, p, keep, n_samples, ss, start, threads, progress, trace):
+    """:func:`simulate` as shards on ``client``, merged in stream order (exact)."""
+    t0 = time.perf_counter()
+    workers = distributed.worker_count(client)
+    size = w.size if w is not None else xa.size
+    ranges = distributed.shard_ranges(start, n_samples, distributed.shard_count(n_samples, size, workers))
+    bar = None
+    callback = progress if callable(progress) else None
+    if progress is True:
+        bar = make_bar(total=n_samples, desc=f"simulate on {workers} worker thread(s)", unit="sample")
+        callback = bar.update
+    # the shards get the probability exactly as given (p or keep), so their threshold is the local one's
+    kwargs = dict(x=xa, p=p, keep=keep, variant=law.variant, structure=law.structure, weight=w, seed=ss,
+                  threads=1 if threads is None else threads, trace=trace)
+    try:
+        parts = distributed.run_shards(client, simulate, ranges, kwargs=kwargs, progress=callback)
+    finally:
+        if bar is not None:
+            bar.close()
+    sim = functools.reduce(lambda a, b: a.merge(b), parts)
+    return replace(sim, info={"workers": workers, "shards": len(ranges), "elapsed_s": time.perf_counter() - t0})
 
 
 def _limb_total(limbs, T: int, *index) -> int:

@@ -179,6 +179,7 @@ def verify(
     variant: str = "inverted",
     structure: str = "element",
     weight=None,
+    client=None,
 ) -> VerifyResult:
     """Verify a dropout law (inverted dropout by default) on the reference kernels.
 
@@ -220,6 +221,9 @@ def verify(
         of shape ``(N, *rest)``).
     weight : array_like, optional
         DropConnect only: the ``(out, in)`` weight matrix (give ``x`` too).
+    client : distributed.Client, optional
+        Run every simulation on a Dask cluster (:func:`mcdrop.simulate`'s
+        ``client``): the same result, bit for bit, as the local run.
 
     Returns
     -------
@@ -256,7 +260,7 @@ def verify(
         for name, xx, ww, pp, n, child in runs:
             size = ww.size if ww is not None else xx.size
             sims[name] = simulate(xx, pp, variant=variant, structure=structure, weight=ww, samples=n,
-                                  seed=child_seed(ss, child), threads=threads,
+                                  seed=child_seed(ss, child), threads=threads, client=client,
                                   progress=lambda k, size=size: bar.update(k * size))
     finally:
         bar.close()
