@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 
-import mcdrop
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "reports"

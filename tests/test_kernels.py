@@ -1,4 +1,13 @@
-"""The sampling kernel against a slow, obviously-correct NumPy reference."""
+"""The stream-2 mask kernel against a slow, obviously-correct NumPy reference.
+
+``tests/stream2_reference.py`` computes the same layout independently: a
+textbook NumPy Philox4x32-10, all 32 bit-planes of every (block, element),
+the 64 lanes' 32-bit uniforms assembled from them, ``mask = U < thr``, and
+the per-sample layer sums in exact rationals.  The kernel must agree exactly:
+keep counts, histogram, ``Σ S``, ``Σ S²`` and the trace, for any thread
+count, batch or shard split (including shards that start inside a
+64-sample block).
+"""
 
 from fractions import Fraction
 
@@ -6,63 +15,107 @@ import numpy as np
 import pytest
 
 import mcdrop
+import stream2_reference as ref
 from mcdrop import rng
+from mcdrop.core import bitplane, fixedpoint
 from mcdrop.core.accumulators import EMIN
+from mcdrop.core.stream import trace_grid
+
+KAT = [
+    ([0, 0, 0, 0], [0, 0], [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]),
+    ([0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344], [0xA4093822, 0x299F31D0],
+     [0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1]),
+    ([0xFFFFFFFF] * 4, [0xFFFFFFFF] * 2, [0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD]),
+]
+
+
+@pytest.mark.parametrize("counter,key,expected", KAT)
+def test_the_reference_philox_is_philox(counter, key, expected):
+    # the reference is independent of the Numba Philox: both meet Random123's known answers
+    assert [int(v) for v in ref.philox_np(*counter, *key)] == expected
+    assert rng.philox4x32(counter, key).tolist() == expected
 
 
 def _reference(x, q, samples, seed, start=0):
-    """Everything simulate() accumulates, from the materialised masks."""
-    key = rng.key_from_seed(seed)
-    xf = np.asarray(x, dtype=np.float64).ravel()
-    mask = rng.bernoulli_mask(key, q, xf.size, samples, start)  # samples x n, bool
-    keep_counts = mask.sum(axis=0)
-    hist = np.bincount(mask.sum(axis=1), minlength=xf.size + 1)
-    # per-sample weighted sums, exactly (Fractions: no rounding at all)
-    s_exact = [sum((Fraction(v) for v in xf[row]), Fraction(0)) for row in mask]
-    return keep_counts, hist, s_exact
+    key = rng.key_from_seed(seed, rng.STREAM_MASK_V2)
+    return ref.simulate_reference(x, rng.keep_threshold(q), key, start, samples, trace_grid(start, start + samples))
 
 
-@pytest.mark.parametrize("n", [1, 3, 4, 5, 8, 13, 64])
-@pytest.mark.parametrize("q", [0.0, 0.3, 0.5, 1.0])
-def test_kernel_matches_reference_integer_inputs(n, q):
-    # Small-integer inputs make every per-sample sum exact in any order, so the
-    # kernel's sums must equal the reference's exactly.
-    x = np.arange(1, n + 1, dtype=np.float64) * np.where(np.arange(n) % 2, -1, 1)
-    sim = mcdrop.simulate(x, keep=q, samples=300, seed=1234, start=17)
-    kc, hist, s_exact = _reference(x, q, 300, 1234, start=17)
-    assert (sim.keep_counts == kc).all()
-    assert (sim.keep_count_hist == hist).all()
-    assert Fraction(sim.layer_sum_z, 1 << -EMIN) == sum(s_exact)
-    assert Fraction(sim.layer_sumsq_z, 1 << -EMIN) == sum(s * s for s in s_exact)
+def _same(sim, want):
+    assert (np.asarray(sim.keep_counts).ravel() == want["keep_counts"]).all()
+    assert (sim.keep_count_hist == want["keep_count_hist"]).all()
+    assert (sim.layer_sum_z, sim.layer_sumsq_z) == (want["layer_sum_z"], want["layer_sumsq_z"])
+    assert (tuple(sim.trace_t), tuple(sim.trace_sum_z), tuple(sim.trace_sumsq_z)) == (
+        want["trace_t"], want["trace_sum_z"], want["trace_sumsq_z"])
 
 
-def test_kernel_matches_reference_float_inputs():
-    rng_ = np.random.default_rng(8080)
-    x = rng_.normal(size=(3, 7)) * 10.0 ** rng_.integers(-3, 4, size=(3, 7))
-    sim = mcdrop.simulate(x, p=0.3, samples=500, seed=77)
-    kc, hist, s_exact = _reference(x, 0.7, 500, 77)
-    assert (sim.keep_counts.ravel() == kc).all()
-    assert (sim.keep_count_hist == hist).all()
-    # The kernel rounds each per-sample sum once it is formed (vectorised
-    # order); each S is within a few ulp of exact, so the totals agree to
-    # ~1e-15 relative of sum|S|; 1e-12 leaves a wide margin.
-    tot = float(sum(abs(s) for s in s_exact))
-    assert abs(float(Fraction(sim.layer_sum_z, 1 << -EMIN) - sum(s_exact))) <= 1e-12 * tot
-    sq = float(sum(s * s for s in s_exact))
-    assert abs(float(Fraction(sim.layer_sumsq_z, 1 << -EMIN)) - sq) <= 1e-12 * sq
+@pytest.mark.parametrize("q", [0.7, 0.3, 0.5, 0.75, 0.999999, 1e-9, 0.0, 1.0, 2**-32, 1 - 2**-32])
+def test_masks_equal_the_reference(q):
+    # block indices near 2**33: the counter's high word is exercised
+    key = rng.key_from_seed(11, rng.STREAM_MASK_V2)
+    got = bitplane.stream2_masks(key, q, 45, 6 * 64 - 10, 64 * (2**33 - 3) + 5)
+    want = ref.masks_v2(key, rng.keep_threshold(q), 45, 2**33 - 3, 6)  # [block, element, lane]
+    want = want.transpose(0, 2, 1).reshape(-1, 45)[5: 5 + 6 * 64 - 10]
+    assert np.array_equal(got, want)
 
 
-def test_derived_statistics_match_reference():
+def test_plane_masks_stop_after_the_lowest_set_bit():
+    assert bitplane.plane_masks(2**31)[1] == 1          # q = 0.5: one plane decides every lane
+    assert bitplane.plane_masks(rng.keep_threshold(0.7))[1] == 32
+    assert bitplane.plane_masks(0)[1] == 0 and bitplane.plane_masks(2**32)[1] == -1
+
+
+XS = {
+    "seed4": np.array([2.0, 4.0, 6.0, 8.0]),
+    "f32_13": np.random.default_rng(1).normal(size=13).astype(np.float32).astype(np.float64),
+    "f64_70": np.random.default_rng(2).normal(size=70),  # two fixed-point windows
+    "extreme": np.array([1e-100, -1e100, 3.3e50, 0.0, -7e-20, 1.0 + 2**-52, 1e-99]),
+    "one": np.array([-1.5]),
+}
+
+
+@pytest.mark.parametrize("name", list(XS))
+@pytest.mark.parametrize("start,samples", [(0, 130), (37, 200), (64 * 5 + 63, 66)])
+def test_simulate_equals_the_reference_exactly(name, start, samples):
+    x = XS[name]
+    want = _reference(x, 0.7, samples, 5, start)
+    for T in (1, 2):
+        _same(mcdrop.simulate(x, p=0.3, samples=samples, seed=5, start=start, threads=T), want)
+
+
+@pytest.mark.parametrize("q", [0.0, 0.5, 1.0])
+def test_degenerate_and_one_plane_rates(q):
+    x = np.arange(1, 14, dtype=np.float64)
+    _same(mcdrop.simulate(x, keep=q, samples=300, seed=1234, start=17), _reference(x, q, 300, 1234, 17))
+
+
+def test_large_layer_chunks_against_the_reference():
+    x = np.random.default_rng(3).normal(size=bitplane.CHUNK + 37)  # several element chunks a block
+    _same(mcdrop.simulate(x, p=0.7, samples=100, seed=9, start=10, threads=2), _reference(x, 0.3, 100, 9, 10))
+
+
+def test_fixed_point_windows_are_exact():
+    g = np.random.default_rng(0)
+    for x in [g.normal(size=500), g.normal(size=50) * 10.0 ** g.integers(-100, 100, size=50),
+              np.array([1e-100, 1e100]), np.zeros(3)]:
+        d, E = fixedpoint.split_windows(x, check=True)
+        assert d.shape == (len(E), x.size)
+    # float32 activations need one window, full float64 data two
+    assert len(fixedpoint.split_windows(XS["f32_13"])[1]) == 1
+    assert len(fixedpoint.split_windows(XS["f64_70"])[1]) == 2
+
+
+def test_derived_statistics_match_materialised_outputs():
     x = np.array([2.0, 4.0, 6.0, 8.0])
     sim = mcdrop.simulate(x, keep=0.5, samples=2000, seed=5)
-    mask = rng.bernoulli_mask(rng.key_from_seed(5), 0.5, 4, 2000)
-    y = x * mask / 0.5
+    mask, y = sim.materialise()
+    assert mask.shape == (2000, 4) and (mask.sum(axis=0) == sim.keep_counts).all()
+    np.testing.assert_array_equal(y, np.where(mask, x / 0.5, 0.0))
     np.testing.assert_allclose(sim.mean, y.mean(axis=0), rtol=1e-14)
     np.testing.assert_allclose(sim.var, y.var(axis=0, ddof=1), rtol=1e-12)
     lm = y.mean(axis=1)
     assert sim.layer_mean.mean == pytest.approx(lm.mean(), rel=1e-14)
     assert sim.layer_mean.var == pytest.approx(lm.var(ddof=1), rel=1e-12)
-    # the running trace at its recorded points
     tr = sim.trace
     for n_, m_, sd_ in zip(tr["samples"], tr["mean"], tr["sd"]):
         assert m_ == pytest.approx(lm[:n_].mean(), rel=1e-13)
@@ -70,23 +123,19 @@ def test_derived_statistics_match_reference():
             assert sd_ == pytest.approx(lm[:n_].std(ddof=1), rel=1e-10, abs=1e-12)
 
 
-@pytest.mark.parametrize("n", [4, 9, 1000])
-def test_bit_identical_for_1_and_2_threads(n):
+@pytest.mark.parametrize("n", [4, 64, 1000, 2100])
+def test_threads_batches_and_shards_are_bit_identical(n):
     x = np.random.default_rng(n).normal(size=n)
-    a = mcdrop.simulate(x, p=0.3, samples=20011, seed=99, threads=1)
-    b = mcdrop.simulate(x, p=0.3, samples=20011, seed=99, threads=2)
-    assert a == b
-    assert a.layer_sum_z == b.layer_sum_z and a.layer_sumsq_z == b.layer_sumsq_z
-
-
-@pytest.mark.parametrize("a,b", [(1, 1), (1000, 2345), (7, 99993), (50000, 1)])
-def test_shards_merge_exactly(a, b):
-    x = np.random.default_rng(a + b).normal(size=37)
-    whole = mcdrop.simulate(x, p=0.1, samples=a + b, seed=2024)
-    first = mcdrop.simulate(x, p=0.1, samples=a, seed=2024, threads=1)
-    second = mcdrop.simulate(x, p=0.1, samples=b, seed=2024, start=a, threads=2)
-    assert first.merge(second) == whole
-    assert second.merge(first) == whole  # commutative
+    S = 20_000 if n <= 64 else 3000
+    whole = mcdrop.simulate(x, p=0.3, samples=S, seed=3, threads=1)
+    for T in (2,):
+        assert mcdrop.simulate(x, p=0.3, samples=S, seed=3, threads=T) == whole
+    calls = []  # a progress callback cuts the run into many kernel calls
+    assert mcdrop.simulate(x, p=0.3, samples=S, seed=3, threads=2, progress=calls.append) == whole
+    for cut in (1, 63, 64, 1000, S - 5):  # shards starting inside a 64-sample block
+        a = mcdrop.simulate(x, p=0.3, samples=cut, seed=3, threads=2)
+        b = mcdrop.simulate(x, p=0.3, samples=S - cut, seed=3, start=cut, threads=1)
+        assert a.merge(b) == whole and b.merge(a) == whole
 
 
 def test_merge_is_associative():
@@ -114,32 +163,34 @@ def test_merge_rejects_mismatches():
 
 @pytest.mark.parametrize("n", [1, 13, 64])
 def test_layer_false_skips_only_the_layer_sums(n):
-    # layer=False (the benchmark's like-for-like kernel) gives the same keep counts
-    # and histogram as layer=True, and leaves the exact limbs at zero.
-    from mcdrop.core import kernels
-
+    # layer=False (the benchmark's like-for-like kernel): the same counts and histogram, no sums
     x = np.arange(1, n + 1, dtype=np.float64)
-    xpad = np.zeros(kernels.padded_length(n))
-    xpad[:n] = x
-    key, thr = rng.key_from_seed(77), rng.keep_threshold(0.6)
-    out = {}
+    key = rng.key_from_seed(77, rng.STREAM_MASK_V2)
+    plan = bitplane.MaskPlan(x, 0.6)
+    out = {layer: bitplane.run_mask_planes(plan, key, 5, 700, 2, layer=layer) for layer in (True, False)}
+    want = _reference(x, 0.6, 700, 77, 5)
     for layer in (True, False):
-        counts, hist, limbs = kernels.new_accumulators(n, 2)
-        limbs[:] = 1  # the kernel zeroes them either way
-        kernels.run_inverted_batch(xpad, n, thr, key, 5, 700, counts, hist, limbs, layer=layer)
-        out[layer] = counts.sum(axis=0)[:n], hist.sum(axis=0), limbs
-    kc, hist, _ = _reference(x, 0.6, 700, 77, start=5)
-    for layer in (True, False):
-        assert (out[layer][0] == kc).all() and (out[layer][1] == hist).all()
-    assert out[True][2].any() and not out[False][2].any()
+        assert (out[layer]["keep_counts"] == want["keep_counts"]).all()
+        assert (out[layer]["keep_count_hist"] == want["keep_count_hist"]).all()
+    assert out[True]["layer_sum_z"] == want["layer_sum_z"] and out[False]["layer_sum_z"] == 0
 
 
-def test_benchmark_kernel_counts_what_simulate_counts():
-    # the benchmark's like-for-like timing runs the same stream as simulate()
-    from mcdrop.cli.bench import _mcdrop_kernel
+@pytest.mark.parametrize("q,bits", [(0.7, 8.606), (0.5, 2.0)])
+def test_random_bits_per_draw(q, bits):
+    # the bits the kernel consumes: 128 per Philox call; at q = 0.7 four eager calls per
+    # 64 draws (8 bits) plus lazy ones; at q = 0.5 one plane decides every lane
+    x = np.ones(1024)
+    stats = {}
+    bitplane.run_mask_planes(bitplane.MaskPlan(x, q), rng.key_from_seed(1, rng.STREAM_MASK_V2), 0, 64 * 200, 1,
+                             trace=False, stats=stats)
+    assert stats["philox_calls"] * 128 / (64 * 200 * 1024) == pytest.approx(bits, abs=0.02)
 
-    x = np.linspace(-2.0, 3.0, 37)
-    keep, mean = _mcdrop_kernel(x, 0.3, 900, 2, 7)()
-    sim = mcdrop.simulate(x, 0.3, samples=900, seed=7)
-    assert (keep == sim.keep_counts).all()
-    assert np.allclose(mean, sim.mean, rtol=1e-12, atol=0)  # the same exact counts, rounding only
+
+def test_exact_sums_for_a_worst_case_mean():
+    # mean 2e8 times the spread: the layer variance is still exact (no rounding anywhere)
+    x = np.full(3, 1e8) + np.array([0.0, 0.5, -0.5])
+    sim = mcdrop.simulate(x, p=0.5, samples=5000, seed=3)
+    mask, _ = sim.materialise()
+    S = [sum(Fraction(v) for v in x[row]) for row in mask]
+    assert Fraction(sim.layer_sum_z, 1 << -EMIN) == sum(S)
+    assert Fraction(sim.layer_sumsq_z, 1 << -EMIN) == sum(s * s for s in S)

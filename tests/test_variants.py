@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import mcdrop
+from mcdrop.core.bitplane import stream2_masks
 from mcdrop.core import rng, noise_kernel as vk
 from mcdrop.core.accumulators import EMIN
 from mcdrop import Simulation as VariantSimulation, simulate as simulate_variant
@@ -86,7 +87,8 @@ def test_two_point_kernel_matches_reference(variant, structure):
     sim = simulate_variant(x, p=0.3, variant=variant, structure=structure, samples=N, seed=99, start=5)
     law = variant_law(variant, 0.3, structure=structure)
     n_units, g = law.units(x.shape)
-    mask = rng.bernoulli_mask(rng.key_from_seed(99), 0.7, n_units, N, 5)  # N x units
+    # the two-point laws draw stream-2 masks (independent reference: tests/test_kernels.py)
+    mask = stream2_masks(rng.key_from_seed(99, rng.STREAM_MASK_V2), 0.7, n_units, N, 5)  # N x units
     y = law.forward(x, mask)  # the variant's outputs, materialised
     assert sim.keep_counts.shape == law.layout(x.shape).unit_shape
     assert (sim.keep_counts.ravel() == mask.sum(axis=0)).all()

@@ -149,15 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser(
         "bench",
-        help="kernel throughput against vectorised NumPy (and torch if installed)",
-        description="Measure mask draws per second of mcdrop's kernels, vectorised NumPy and "
-        "torch.nn.functional.dropout (if installed) computing the same statistics, for 1 and 2 threads.",
+        help="kernel throughput against vectorised NumPy, bits per draw, Gaussian vs inverted",
+        description="Time mcdrop.simulate against a vectorised NumPy estimator of the same statistics at "
+        "64, 1024 and 8192 elements, count the random bits per mask draw, and compare Gaussian with "
+        "inverted dropout; every ratio is measured in the same run (interleaved rounds, medians).",
     )
-    b.add_argument("--elements", type=_count, default=8192, help="elements per sample (default 8192)")
-    b.add_argument("--draws", type=_count, default=2 * 10**9, help="mask draws per timing (default 2e9)")
-    b.add_argument("--repeats", type=int, default=5, help="timings per method; the median is reported")
-    b.add_argument("--threads", type=_floats, default=None, help="thread counts to try (default 1,2)")
     b.add_argument("--p", type=float, default=0.3, help="drop probability (default 0.3)")
+    b.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (default 7)")
+    b.add_argument("--quick", action="store_true", help="a quarter of the samples, no RSS measurement")
+    b.add_argument("--rss", action="store_true", help="also measure peak RSS at 1e7 vs 1e10 draws (fresh processes)")
+    b.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
+                   help="before each round wait up to S seconds for an idle CPU (default: no wait)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--json", metavar="PATH", help="also write the measurements as JSON to PATH")
     b.add_argument("--quiet", action="store_true")
@@ -217,14 +219,12 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    threads = [int(t) for t in args.threads] if args.threads else None
-    res = bench.run_benchmark(
-        elements=args.elements, draws=args.draws, repeats=args.repeats, threads=threads,
-        p=args.p, seed=args.seed, progress=not args.quiet,
-    )
+    res = bench.run_benchmark(p=args.p, rounds=args.rounds, scale=0.25 if args.quick else 1.0,
+                              rss=args.rss and not args.quick, idle_wait=args.wait_idle, seed=args.seed,
+                              progress=not args.quiet)
     print(res["text"])
     if args.json:
-        _write_json(args.json, res)
+        _write_json(args.json, {k: v for k, v in res.items() if k != "text"})
     return EXIT_PASS
 
 

@@ -1,15 +1,14 @@
 """Numba parallel kernels: sample dropout masks and stream them into accumulators.
 
-This module is the kernel family's common part and its two Bernoulli-mask
-kernels.  The jitted kernels are private (``_name``); their typed,
-documented entry points are :func:`run_inverted_batch` (the masks of every
-two-point law, used by :func:`mcdrop.simulate`) and
-:func:`run_dropconnect_batch` (a mask per weight).  The building blocks every
-kernel of :mod:`mcdrop.core` shares are public here: :func:`thread_range`
-(the partition of a batch over threads), :func:`fill_mask` (the Philox
-element layout), :func:`masked_sum`, :func:`add_bytes`, :func:`sum_bytes`
-and :func:`flush_bytes` with :data:`FLUSH` (uint8 counters flushed into
-int64).
+This module is the stream-1 kernel family's common part and the DropConnect
+kernel (:func:`run_dropconnect_batch`, a mask per weight).  The building
+blocks the stream-1 kernels of :mod:`mcdrop.core` share are public here:
+:func:`thread_range` (the partition of a batch over threads),
+:func:`fill_mask` (the stream-1 element layout: one 32-bit Philox word per
+draw), :func:`masked_sum`, :func:`add_bytes`, :func:`sum_bytes` and
+:func:`flush_bytes` with :data:`FLUSH` (uint8 counters flushed into int64).
+The masks of the two-point laws come from the stream-2 kernel,
+:mod:`mcdrop.core.bitplane`.
 
 A batch of ``count`` samples starting at global sample index ``start`` is
 split into ``threads`` contiguous ranges, one per ``prange`` iteration.  Each
@@ -44,8 +43,6 @@ from .accumulators import (
 from .rng import MASK32, SH32, philox_block
 
 __all__ = [
-    "run_inverted_batch",
-    "new_accumulators",
     "run_dropconnect_batch",
     "new_dropconnect_accumulators",
     "padded_length",
@@ -141,49 +138,6 @@ def flush_bytes(counts, c8):
 FLUSH = 255
 
 
-@nb.njit(parallel=True, cache=True)
-def _inverted_batch(xpad, n, thr, k0, k1, start, count, counts, hist, limbs, layer):
-    """Stream ``count`` samples from ``start`` into per-thread accumulators.
-
-    xpad   : float64[npad]  input, zero-padded to a multiple of LANES (>= 4*blocks)
-    n      : real element count
-    counts : int64[T, npad]  per-thread keep counts (accumulated in place)
-    hist   : int64[T, n+1]   per-thread histogram of per-sample keep counts
-    limbs  : int64[T, 2, NLIMBS] per-thread exact Σ S and Σ S² (zeroed here)
-    layer  : bool, form the per-sample sums S (False: keep counts and histogram only)
-    """
-    T = counts.shape[0]
-    npad = xpad.shape[0]
-    nblocks = (n + 3) // 4
-    for t in nb.prange(T):
-        s0, s1 = thread_range(start, count, t, T)
-        mbuf = np.zeros(npad, dtype=np.uint8)
-        c8 = np.zeros(npad, dtype=np.uint8)  # 64 counters per AVX-512 add
-        c = counts[t]
-        h = hist[t]
-        l_sum = limbs[t, 0]
-        l_sq = limbs[t, 1]
-        l_sum[:] = 0
-        l_sq[:] = 0
-        for chunk0 in range(s0, s1, FLUSH):
-            chunk1 = min(s1, chunk0 + FLUSH)
-            for s in range(chunk0, chunk1):
-                us = np.uint64(s)
-                fill_mask(mbuf, nblocks, us & MASK32, us >> SH32, thr, k0, k1)
-                # words past n belong to elements that do not exist: drop them
-                for j in range(n, npad):
-                    mbuf[j] = 0
-                add_bytes(c8, mbuf)
-                h[sum_bytes(mbuf)] += 1
-                if layer:
-                    sv = masked_sum(xpad, mbuf)
-                    exact_add(l_sum, sv)
-                    exact_add_square(l_sq, sv)
-            flush_bytes(c, c8)
-        normalize_limbs(l_sum)
-        normalize_limbs(l_sq)
-
-
 def check_batch(count: int, threads: int) -> None:
     """Refuse a batch larger than the exact limbs allow (:data:`MAX_BATCH_PER_THREAD` a thread)."""
     if count > MAX_BATCH_PER_THREAD * threads:
@@ -195,56 +149,6 @@ def check_batch(count: int, threads: int) -> None:
 def padded_length(n: int) -> int:
     """Length of the zero-padded per-thread buffers for ``n`` elements."""
     return max(LANES, -(-n // LANES) * LANES)
-
-
-def run_inverted_batch(xpad, n, thr, key, start, count, counts, hist, limbs, layer: bool = True) -> None:
-    """Run one batch of the inverted-dropout reference kernel (in place).
-
-    Parameters
-    ----------
-    xpad : float64 ndarray, shape (padded_length(n),)
-        Flattened input, zero-padded.
-    n : int
-        Number of real elements.
-    thr : int
-        32-bit keep threshold (:func:`mcdrop.rng.keep_threshold`).
-    key : uint32 ndarray, shape (2,)
-        Philox key.
-    start, count : int
-        Global index of the first sample and number of samples.
-    counts, hist, limbs : int64 ndarrays
-        Per-thread accumulators, shapes ``(T, npad)``, ``(T, n + 1)`` and
-        ``(T, 2, NLIMBS)``; counts and hist are accumulated into, limbs are
-        overwritten with this batch's exact sums.
-    layer : bool, default True
-        Also form the per-sample layer sums ``S`` and their exact sums
-        (``False`` leaves ``limbs`` zero: per-element statistics only, as
-        the benchmark's like-for-like comparison with NumPy uses).
-    """
-    check_batch(count, counts.shape[0])
-    _inverted_batch(
-        xpad,
-        int(n),
-        np.uint64(thr),
-        np.uint64(key[0]),
-        np.uint64(key[1]),
-        int(start),
-        int(count),
-        counts,
-        hist,
-        limbs,
-        bool(layer),
-    )
-
-
-def new_accumulators(n: int, threads: int):
-    """Zeroed per-thread accumulator arrays for :func:`run_inverted_batch`."""
-    npad = padded_length(n)
-    return (
-        np.zeros((threads, npad), dtype=np.int64),
-        np.zeros((threads, n + 1), dtype=np.int64),
-        np.zeros((threads, 2, NLIMBS), dtype=np.int64),
-    )
 
 
 # ---------------------------------------------------------------------------

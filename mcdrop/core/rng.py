@@ -46,6 +46,7 @@ __all__ = [
     "STREAM_MASK",
     "STREAM_INPUT",
     "STREAM_NOISE",
+    "STREAM_MASK_V2",
 ]
 
 _M0 = np.uint64(0xD2511F53)
@@ -59,6 +60,7 @@ SH32 = np.uint64(32)
 STREAM_MASK = 0  # dropout masks of the reference kernels
 STREAM_INPUT = 1  # inputs fed to implementations under audit
 STREAM_NOISE = 2  # Gaussian noise of Gaussian dropout
+STREAM_MASK_V2 = 3  # dropout masks in the stream-2 bit-plane layout (mcdrop.core.bitplane)
 
 
 @nb.njit(inline="always", cache=True)

@@ -20,7 +20,16 @@ from scipy.stats import norm
 
 from .files import atomic_path
 from .figures import trace_arrays
-from .style import COLORS, finish_page, grid_page, pdf_pages, section_rows, verdict_pages, versions_line
+from .style import (
+    COLORS,
+    finish_page,
+    grid_page,
+    pdf_pages,
+    section_rows,
+    stream_line,
+    verdict_pages,
+    versions_line,
+)
 
 __all__ = ["render_law_suite", "render_variant_verify"]
 
@@ -49,6 +58,7 @@ def _common_lines(result: dict) -> list[tuple[str, str]]:
         ("Controls", f"{sum(1 for s in result['sections'] if s['control'])} sections of deliberately wrong laws; "
                      "each of their checks must FAIL (grey 'FAIL (expected)')."),
         ("Seed", str(result.get("seed"))),
+        *([("Streams", stream_line(result))] if stream_line(result) else []),
         ("Versions", versions_line(env)),
         ("Machine", f"{env.get('machine', '?')}, {env.get('cpu_threads', '?')} threads"),
     ]

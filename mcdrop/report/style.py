@@ -46,6 +46,8 @@ __all__ = [
     "table_row",
     "section_rows",
     "versions_line",
+    "stream_line",
+    "STREAMS",
     "findings_pages",
     "date_line",
     "fmt_num",
@@ -468,6 +470,20 @@ def section_rows(result: dict) -> list[dict]:
 
 
 _CORE_PACKAGES = ("mcdrop", "numpy", "numba", "scipy", "python")
+
+
+#: What each counter-to-draw layout is (``stream`` of a simulation record).
+STREAMS = {
+    1: "stream 1 (one 32-bit Philox word per draw)",
+    2: "stream 2 (bit-plane masks: 64 samples a Philox block, lazily compared with the threshold)",
+}
+
+
+def stream_line(result: dict) -> str | None:
+    """The "Streams" line of page 1: the draw layouts of a result's simulations (None without any)."""
+    sims = result.get("simulations") or {}
+    used = sorted({int(s.get("stream", 1)) for s in sims.values()})
+    return "; ".join(STREAMS.get(v, f"stream {v}") for v in used) if used else None
 
 
 def versions_line(env: dict, *, others: str = ", ") -> str:

@@ -46,6 +46,7 @@ from .style import (
     section_rows,
     text_lines,
     verdict_pages,
+    stream_line,
     versions_line,
 )
 
@@ -131,6 +132,7 @@ def _summary_lines(result: dict, timestamp: bool) -> list[tuple[str, str]]:
          "y = x·m/q with m ~ Bernoulli(q) i.i.d., q = 1 - p; p is the drop probability."),
         ("Runs", "\n".join(runs)),
         ("Seed", str(result.get("seed"))),
+        *([("Streams", stream_line(result))] if stream_line(result) else []),
         ("False alarms", f"alpha = {float(result['alpha']):g} family-wise over {m} law checks (Holm); "
          f"intervals hold simultaneously at level 1 - alpha/{m} (Bonferroni)."),
         ("Detectable bias", f"smallest relative mean bias detected with power {power}: {det}."

@@ -18,7 +18,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..core import noise_kernel, rng
+from ..core import bitplane, noise_kernel, rng
 from ..core.accumulators import EMIN
 from ..core.stream import layer_stats, mean_var, running_trace, to_fraction
 from ..laws import DropoutLaw, variant_law
@@ -111,6 +111,11 @@ class Simulation:
         The law whose output map forms ``y`` from the draws (default: the
         sampled law).  :meth:`with_law` sets it: the outputs an
         implementation of another law would give on the same draws.
+    stream : int
+        The counter-to-draw layout: 2 for the bit-plane masks of the
+        two-point laws (:mod:`mcdrop.core.bitplane`), 1 for one 32-bit
+        Philox word per draw (Gaussian noise, DropConnect, and records
+        written before the stream-2 kernel).
     """
 
     variant: str
@@ -141,6 +146,7 @@ class Simulation:
     seed_spawn_key: tuple = ()
     info: dict = field(default_factory=dict, compare=False)
     output_law: DropoutLaw | None = field(default=None, compare=False)
+    stream: int = 1
 
     # -- the law and the output map -------------------------------------------
     @functools.cached_property
@@ -322,6 +328,8 @@ class Simulation:
         elif self.variant == "dropconnect":
             o, i = self.weight.shape
             draws = rng.bernoulli_mask(key, self.q, o * i, n_s, self.start).reshape(n_s, o, i)
+        elif self.stream == 2:
+            draws = bitplane.stream2_masks(key, self.q, self.n_units, n_s, self.start)
         else:
             draws = rng.bernoulli_mask(key, self.q, self.n_units, n_s, self.start)
         return draws, self.law.forward(self.x, draws, self.weight)
@@ -335,7 +343,7 @@ class Simulation:
         have the same ``x``, law and key, and its sample range must start
         where this one ends or end where this one starts.
         """
-        a, b = merge_order(self, other, ("variant", "structure", "p", "q", "key"))
+        a, b = merge_order(self, other, ("variant", "structure", "p", "q", "key", "stream"))
         if (a.weight is None) != (b.weight is None) or (
             a.weight is not None and not np.array_equal(a.weight, b.weight)
         ):
@@ -365,7 +373,7 @@ class Simulation:
             trace_t=tuple(a.trace_t) + tuple(b.trace_t),
             trace_sum_z=tuple(a.trace_sum_z) + tuple(z + a.layer_sum_z for z in b.trace_sum_z),
             trace_sumsq_z=tuple(a.trace_sumsq_z) + tuple(z + a.layer_sumsq_z for z in b.trace_sumsq_z),
-            seed_entropy=a.seed_entropy, seed_spawn_key=a.seed_spawn_key, info=info,
+            seed_entropy=a.seed_entropy, seed_spawn_key=a.seed_spawn_key, info=info, stream=a.stream,
         )
 
     def __eq__(self, other) -> bool:
@@ -380,7 +388,7 @@ class Simulation:
         return (
             all(getattr(self, k) == getattr(other, k) for k in (
                 "variant", "structure", "p", "q", "samples", "start", "n_units", "unit_size",
-                "key", "noise_pow_z", "output_sum_z", "output_sumsq_z", "layer_sum_z",
+                "key", "stream", "noise_pow_z", "output_sum_z", "output_sumsq_z", "layer_sum_z",
                 "layer_sumsq_z"))
             and all(tuple(getattr(self, k)) == tuple(getattr(other, k))
                     for k in ("trace_t", "trace_sum_z", "trace_sumsq_z"))
@@ -442,6 +450,7 @@ class Simulation:
             "type": self.record_type,
             "variant": self.variant,
             "structure": self.structure,
+            "stream": self.stream,
             "p": self.p,
             "q": self.q,
             "samples": self.samples,
@@ -509,6 +518,7 @@ class Simulation:
             seed_entropy=int(ent) if ent is not None else None,
             seed_spawn_key=tuple(d.get("seed_spawn_key", ())),
             info=d.get("info", {}),
+            stream=int(d.get("stream", 1)),
         )
 
 

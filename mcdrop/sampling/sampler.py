@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from .._validation import check_sample_range, check_seed, check_x, resolve_pq
-from ..core import distributed, kernels, noise_kernel, rng
+from ..core import bitplane, distributed, kernels, noise_kernel, rng
 from ..core.progress import make_bar
 from ..core.accumulators import limbs_to_int
 from ..core.stream import check_threads, drive, kernel_threads, outside_exact_range, per_batch
@@ -222,29 +222,17 @@ def _limb_total(limbs, T: int, *index) -> int:
 
 
 def run_masks(values, q, ss, start, n_samples, T, callback, trace=True) -> dict:
-    """Bernoulli(q) masks over ``values`` (1-d) on the core kernel: the stream's fields.
+    """Bernoulli(q) masks over ``values`` (1-d) on the stream-2 kernel: the stream's fields.
 
     Returns ``key``, the flat ``keep_counts``, ``keep_count_hist`` and the
-    exact sums of ``Σ_e values_e m_e`` with their trace (see
-    :func:`mcdrop.core.stream.drive`).
+    exact sums of ``Σ_e values_e m_e`` with their trace
+    (:func:`mcdrop.core.bitplane.run_mask_planes`).
     """
-    key = rng.key_from_seed(ss, rng.STREAM_MASK)
-    n = values.size
-    vpad = np.zeros(kernels.padded_length(n), dtype=np.float64)
-    vpad[:n] = values
-    counts, hist, limbs = kernels.new_accumulators(n, T)
-    thr = rng.keep_threshold(q)
-
-    def run(pos, count):
-        kernels.run_inverted_batch(vpad, n, thr, key, pos, count, counts, hist, limbs)
-        return _limb_total(limbs, T, 0), _limb_total(limbs, T, 1)
-
-    z1, z2, tt, t1, t2 = drive(run, start, n_samples, per_batch(n, T), callback, trace)
-    return dict(
-        key=(int(key[0]), int(key[1])), keep_counts=counts.sum(axis=0)[:n],
-        keep_count_hist=hist.sum(axis=0), layer_sum_z=z1, layer_sumsq_z=z2,
-        trace_t=tt, trace_sum_z=t1, trace_sumsq_z=t2,
-    )
+    key = rng.key_from_seed(ss, rng.STREAM_MASK_V2)
+    out = bitplane.run_mask_planes(bitplane.MaskPlan(values, q), key, start, n_samples, T, trace=trace,
+                                   callback=callback)
+    out["stream"] = bitplane.STREAM_VERSION
+    return out
 
 
 def run_two_point(law, xa, ss, start, n_samples, T, callback, trace) -> dict:
