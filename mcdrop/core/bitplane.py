@@ -127,6 +127,14 @@ def _step(u, kp, w, t):
     return u, kp
 
 
+@nb.njit(inline="always", cache=True)
+def _mask_workspace(cap):
+    """The arrays :func:`_gen_masks` works in for ``cap`` items: undecided and keep words, the lazy list."""
+    return (np.empty(cap, dtype=np.uint64), np.empty(cap, dtype=np.uint64), np.empty(cap, dtype=np.int64),
+            np.empty(cap, dtype=np.uint64), np.empty(cap, dtype=np.uint64), np.empty(cap, dtype=np.uint64),
+            np.empty(cap, dtype=np.uint64))
+
+
 @nb.njit(cache=True)
 def _gen_masks(nitems, bb, ee, b0, e0, tm, P, k0, k1, U, KP, li, lb, le, lu, lk):
     """KP[i] = keep mask of item i (block b0 + bb[i], element e0 + ee[i]). Returns Philox calls made."""
@@ -296,13 +304,7 @@ def _bitplane_batch(D, n, tm, P, k0, k1, bounds, grid, counts, hist, snaps, call
         for i in range(cap):
             bb[i] = np.uint64(i // ne)
             ee[i] = np.uint64(i % ne)
-        U = np.empty(cap, dtype=np.uint64)
-        KP = np.empty(cap, dtype=np.uint64)
-        li = np.empty(cap, dtype=np.int64)
-        lb = np.empty(cap, dtype=np.uint64)
-        le = np.empty(cap, dtype=np.uint64)
-        lu = np.empty(cap, dtype=np.uint64)
-        lk = np.empty(cap, dtype=np.uint64)
+        U, KP, li, lb, le, lu, lk = _mask_workspace(cap)
         S = np.zeros((nb_, K, 64), dtype=np.int64)
         C64 = np.zeros((nb_, 64), dtype=np.int64)
         acc = np.zeros((nacc, 64), dtype=np.int64)
@@ -392,13 +394,7 @@ def _mask_words(n, tm, P, k0, k1, b0, nblocks):
     ee = np.empty(cap, dtype=np.uint64)
     for i in range(cap):
         ee[i] = np.uint64(i)
-    U = np.empty(cap, dtype=np.uint64)
-    KP = np.empty(cap, dtype=np.uint64)
-    li = np.empty(cap, dtype=np.int64)
-    lb = np.empty(cap, dtype=np.uint64)
-    le = np.empty(cap, dtype=np.uint64)
-    lu = np.empty(cap, dtype=np.uint64)
-    lk = np.empty(cap, dtype=np.uint64)
+    U, KP, li, lb, le, lu, lk = _mask_workspace(cap)
     for g in range(nblocks):
         _gen_masks(n, bb, ee, np.uint64(b0 + g), np.uint64(0), tm, P, k0, k1, U, KP, li, lb, le, lu, lk)
         out[g, :] = KP[:n]

@@ -6,8 +6,10 @@ pure function of (key, counter): there is no state to advance, so any thread
 can compute any draw, and the thread count or the way the work is split into
 shards cannot change a result.
 
-Layout used throughout mcdrop
------------------------------
+Stream 1: the layout of the stream-1 kernels
+--------------------------------------------
+(Gaussian noise, DropConnect and the model kernels; the two-point laws use
+stream 2, :mod:`mcdrop.core.bitplane`.)
 The key comes from ``seed`` through :class:`numpy.random.SeedSequence` (a
 separate ``stream`` number gives an independent key for another purpose,
 derived with a spawn key, never as ``seed + stream``).  The draw for sample
@@ -253,7 +255,10 @@ def uniforms(key, n: int, samples: int, start: int = 0) -> np.ndarray:
 
 
 def bernoulli_mask(key, q: float, n: int, samples: int, start: int = 0) -> np.ndarray:
-    """Keep masks (bool, ``samples x n``) exactly as the kernels draw them.
+    """Stream-1 keep masks (bool, ``samples x n``) exactly as the stream-1 kernels draw them.
+
+    (DropConnect and the model kernels; the two-point laws draw stream-2
+    masks, :func:`mcdrop.core.bitplane.stream2_masks`.)
 
     Slow-path reference for tests and for materialising small batches.
     """
