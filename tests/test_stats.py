@@ -848,3 +848,15 @@ def test_check_result_compares_to_a_verdict_string():
     assert c.__eq__(3) is NotImplemented
     with pytest.raises(TypeError, match="CheckResult"):
         hash(c)
+
+
+@pytest.mark.parametrize("t,q", [(5000, 0.3), (300, 0.9), (20000, 0.5), (1000, 0.01)])
+def test_squared_deviation_cumulants_match_the_enumerated_law(t, q):
+    # the exact formulas (used past ENUMERATE_MAX support points) against the enumerated
+    # law (truncated at 1e-17 tails: differences ~1e-11 relative)
+    from mcdrop.stats.dispersion import squared_deviation_cumulants, squared_deviation_law
+
+    _, _, _, k3, k4 = squared_deviation_law(t, q, 10)
+    assert squared_deviation_cumulants(t, q) == pytest.approx((k3, k4), rel=1e-9)
+    # a large count approaches chi2(1): k3 = 8, k4 = 48
+    assert squared_deviation_cumulants(10**8, 0.5) == pytest.approx((8.0, 48.0), rel=1e-6)

@@ -37,6 +37,8 @@ __all__ = [
     "dispersion_from_counts",
     "dispersion_bounds",
     "squared_deviation_law",
+    "squared_deviation_cumulants",
+    "ENUMERATE_MAX",
     "Dispersion",
 ]
 
@@ -262,6 +264,37 @@ def dispersion_from_counts(counts: np.ndarray, trials: int, q: float) -> Dispers
     return binomial_dispersion(float(np.sum((c - trials * q) ** 2)), int(c.size), trials, q)
 
 
+#: Past this many support points the third and fourth cumulants of ``Z`` come
+#: from the exact formulas (:func:`squared_deviation_cumulants`), not from
+#: enumerating the law (a keep count over 10**8 samples spans ~10**5 points).
+ENUMERATE_MAX = 20_000
+
+
+def _bernoulli_cumulants(q: float, order: int = 8) -> list[float]:
+    """Cumulants ``c_1 .. c_order`` of a Bernoulli(q) draw: ``c_{n+1} = q (1 - q) dc_n/dq``, ``c_1 = q``."""
+    polys = [np.polynomial.Polynomial([0.0, 1.0])]
+    pq = np.polynomial.Polynomial([0.0, 1.0, -1.0])
+    for _ in range(order - 1):
+        polys.append(pq * polys[-1].deriv())
+    return [float(P(q)) for P in polys]
+
+
+def squared_deviation_cumulants(t: int, q: float) -> tuple[float, float]:
+    """Exact third and fourth cumulants of ``Z = (k - t q)**2 / (t p q)``, ``k ~ Binomial(t, q)``.
+
+    From the binomial's cumulants ``t c_n`` (:func:`_bernoulli_cumulants`) to its
+    central moments ``mu_2 .. mu_8``, then to the moments ``mu_{2j} / (t p q)**j``
+    of ``Z``.  (For a normal ``k`` they are chi2(1)'s: 8 and 48.)
+    """
+    c = [0.0] + [t * v for v in _bernoulli_cumulants(q)]
+    k2, k3, k4, k5, k6, k8 = c[2], c[3], c[4], c[5], c[6], c[8]
+    mu4 = k4 + 3 * k2**2
+    mu6 = k6 + 15 * k4 * k2 + 10 * k3**2 + 15 * k2**3
+    mu8 = k8 + 28 * k6 * k2 + 56 * k5 * c[3] + 35 * k4**2 + 210 * k4 * k2**2 + 280 * k3**2 * k2 + 105 * k2**4
+    m2, m3, m4 = mu4 / k2**2, mu6 / k2**3, mu8 / k2**4  # m1 = 1
+    return m3 - 3 * m2 + 2, m4 - 4 * m3 - 3 * m2**2 + 12 * m2 - 6
+
+
 @lru_cache(maxsize=32)
 def squared_deviation_law(t: int, q: float, m: int):
     """Law of ``Z = (k - t q)**2 / (t p q)``, ``k ~ Binomial(t, q)``, truncated to the
@@ -331,7 +364,10 @@ def binomial_dispersion(ss: float, m: int, t: int, q: float) -> Dispersion | Non
     var = max(var, 1e-12 * m)
     g = var / (2.0 * m)
     h = 2.0 * m * m / var
-    _, _, _, k3, k4 = squared_deviation_law(int(t), float(q), int(m))
+    if 17.0 * math.sqrt(tpq) > ENUMERATE_MAX:  # the enumerated law would span > ENUMERATE_MAX counts
+        k3, k4 = squared_deviation_cumulants(int(t), float(q))
+    else:
+        _, _, _, k3, k4 = squared_deviation_law(int(t), float(q), int(m))
     dg3 = (m * k3 - 2.0 * var * var / m) / var**1.5
     dg4 = (m * k4 - 6.0 * var**3 / m**2) / var**2
     z = (d - m) / math.sqrt(var)
