@@ -10,6 +10,7 @@ from typing import Callable
 
 from ._base import Adapter
 from ._optional import EXTRAS
+from .auto import adapt
 from .numpy import numpy_function, numpy_reference
 
 __all__ = ["BUILTINS", "builtin", "resolve_target"]
@@ -151,4 +152,6 @@ def _wrap(obj, p, seed, target):
         return flax_dropout(p, seed=seed)
     if not callable(obj):
         raise ValueError(f"TARGET {target!r} is not callable (got {type(obj).__name__}).")
-    return numpy_function(obj, name=target)
+    # a custom torch/Keras/Flax object defined outside those packages
+    ad = adapt(obj, p, seed=seed, name=None if inspect.isclass(obj) else target)
+    return numpy_function(obj, name=target) if ad is obj else ad
