@@ -52,6 +52,7 @@ __all__ = [
     "fmt_pvalue",
     "fmt_interval",
     "COLORS",
+    "A4",
 ]
 
 A4 = (8.27, 11.69)

@@ -1,0 +1,293 @@
+"""One dropout site of a model, streamed into the audit battery from the calls it really makes.
+
+Inside a model a site receives a different activation ``x_t`` at every call,
+while the battery (:mod:`mcdrop.auditing.stream`, :mod:`~mcdrop.auditing.battery`)
+compares outputs with one law of one fixed input.  For two-point laws every
+statistic of the battery is a function of the keep mask alone (keep counts,
+their dispersion, the mask's correlations; on the two-point support the
+mean and variance follow from the keep counts), so each call is turned into
+its mask and re-expressed on a fixed reference input ``x_ref`` (an audit
+input of the site's shape):
+
+1. **support, exact, on the real values**: every output must be the law's
+   dropped value or its kept value for ``x_t`` (``x_t / q`` inverted,
+   ``x_t`` standard, ``a x_t + b`` alpha) within 4 ulp; finite outputs;
+2. **the mask**: kept where ``y_t`` is the kept value, dropped where it is
+   the dropped value.  Where the two coincide (``x_t = 0``: a ReLU's zeros,
+   causally masked attention) the output cannot show the mask; a unit whose
+   elements show nothing gets an independent Bernoulli(q) draw from
+   mcdrop's own seeded generator.  Under the null hypothesis (masks
+   i.i.d. Bernoulli(q), independent of the activations) the filled mask has
+   exactly the law of a correct mask, so every check keeps its level; a bug
+   shows on the observed entries only, so power scales with the observed
+   fraction (reported).  A unit of channel or sample structure is resolved
+   from any of its observed elements (partly kept units stay partly kept:
+   the ``structure`` check sees them);
+3. the canonical output ``where(mask, kept(x_ref), dropped)`` is folded into
+   an :class:`~mcdrop.auditing.stream.AuditStream`, exactly as an audit of
+   ``x_ref`` would fold it.
+
+Gaussian dropout has no mask: its noise ``y_t / x_t`` (standard normal
+draws where ``x_t = 0``) is re-applied to ``x_ref``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..core.rng import STREAM_INPUT, child_seed
+from ..laws import unit_layout, variant_law
+from .budget import SUPPORT_ULPS, fft_calls
+from .inputs import make_input
+from .stream import AuditStream
+
+__all__ = ["SiteStream", "STRUCTURE_CALLS", "infer_structure", "observed_mask"]
+
+#: Calls buffered to infer the structure of a site that does not declare it.
+STRUCTURE_CALLS = 16
+_ROWS = 2**18  # elements per raw batch buffer
+
+
+def _observed(law_x, y):
+    """``(keep, drop, off, finite)`` boolean arrays of real outputs ``y`` against the element law of ``x_t``.
+
+    ``keep``: not the dropped value (finite); ``drop``: the dropped value and
+    not the kept one (where the two coincide the output shows nothing).
+    """
+    fin = np.isfinite(y)
+    with np.errstate(invalid="ignore", over="ignore"):
+        is_drop = np.abs(y - law_x.drop_value) <= law_x.drop_tol
+        is_kept = np.abs(y - law_x.kept_value) <= law_x.kept_tol
+    # an output off the support but not the dropped value counts as kept: a wrong scale then fails
+    # ``support`` alone, and the mask (keep rate, independence) is still read right
+    keep = fin & ~is_drop
+    drop = is_drop & ~is_kept
+    off = fin & ~is_drop & ~is_kept
+    if not law_x.drop_ok:  # p = 0: a dropped value is off the support
+        off |= drop
+        drop = np.zeros_like(drop)
+    return keep, drop, off, fin
+
+
+def observed_mask(variant: str, p: float, x: np.ndarray, y: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """``(keep, shown)`` of one call's flat float64 input and output under ``variant`` at ``p``.
+
+    ``shown`` marks the entries whose output reveals the mask (kept or
+    dropped value, not both, on the support); ``keep`` is True where kept.
+    """
+    law = variant_law(variant, p)
+    if not law.two_point:
+        shown = np.isfinite(y) & (x != 0)
+        return shown.copy(), shown
+    keep, drop, _, _ = _observed(law.elementwise(x, dtype, SUPPORT_ULPS), y)
+    return keep, keep | drop
+
+
+def infer_structure(calls, shape) -> str | None:
+    """The coarsest unit consistent with buffered ``(keep, drop)`` masks, or None while undecided.
+
+    ``"sample"`` if no sample row was ever seen partly kept and at least
+    two rows were seen dropped, likewise ``"channel"`` for ``(n, c)``
+    slices of inputs with spatial axes, else ``"element"`` once both are
+    excluded.  Returns None when the evidence does not decide yet.
+    """
+    cands = [("sample", 1)] + ([("channel", 2)] if len(shape) >= 3 else [])
+    verdicts = {}
+    for name, lead in cands:
+        units = int(np.prod(shape[:lead]))
+        mixed = dropped = 0
+        for keep, drop in calls:
+            k = keep.reshape(units, -1).sum(1)
+            d = drop.reshape(units, -1).sum(1)
+            mixed += int(np.count_nonzero((k > 0) & (d > 0)))
+            dropped += int(np.count_nonzero((d > 1) & (k == 0)))
+        verdicts[name] = "no" if mixed else ("yes" if dropped >= 2 else "open")
+    for name, _ in cands:
+        if verdicts[name] == "yes":
+            return name
+        if verdicts[name] == "open":
+            return None
+    return "element"
+
+
+class SiteStream:
+    """The battery's accumulators for one site, fed call by call (see the module docstring).
+
+    Parameters
+    ----------
+    variant, p, structure : the law claimed
+        ``structure=None`` infers it from the first calls (:func:`infer_structure`).
+    shape : tuple
+        The site's input shape.
+    dtype : numpy dtype
+        The site's dtype (its ulp sets the support tolerance).
+    seed_ss : numpy.random.SeedSequence
+        Seeds ``x_ref`` and the draws for unseen mask entries.
+    calls : int
+        Calls planned (sizes the FFT checks).
+    """
+
+    def __init__(self, variant: str, p: float, structure: str | None, shape: tuple, dtype, seed_ss, calls: int):
+        self.variant, self.p, self.q = variant, float(p), 1.0 - float(p)
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        self.n = int(np.prod(self.shape))
+        self.law_gen = variant_law(variant, p)
+        g = np.random.default_rng(child_seed(seed_ss, STREAM_INPUT))
+        self.x_ref = make_input(g, self.shape, self.dtype)
+        self.rng = np.random.default_rng(child_seed(seed_ss, STREAM_INPUT + 1))
+        self.calls_planned = calls
+        self.structure_source = "declared" if structure is not None else "inferred"
+        self.structure = structure
+        self.st: AuditStream | None = None
+        self.rows = max(1, min(64, _ROWS // max(self.n, 1)))
+        raw = np.float64 if self.dtype == np.float64 else np.float32
+        self._xb = np.empty((self.rows, self.n), raw)
+        self._yb = np.empty((self.rows, self.n), raw)
+        self._r = 0
+        self._pending: list = []  # raw calls kept while the structure is undecided
+        self.calls = 0
+        self.skipped = 0
+        self.nonfinite = 0
+        self.first_nonfinite_call = -1
+        self.off_support = 0
+        self.first_off: dict | None = None
+        self.observed = 0
+        if structure is not None:
+            self._start()
+
+    # -- set-up ------------------------------------------------------------
+
+    def _start(self) -> None:
+        law = variant_law(self.variant, self.p, structure=self.structure)
+        self.law = law.elementwise(self.x_ref, self.dtype, SUPPORT_ULPS)
+        lay = unit_layout(self.shape, self.structure)
+        self.S, self.G, self.unit_shape = lay.unit_size, lay.group_size, lay.unit_shape
+        self.n_units = lay.n_units
+        buf = np.float32 if self.dtype == np.float32 else np.float64
+        self.st = AuditStream(self.law, self.n, self.S, self.G, fft_calls(self.calls_planned, self.n_units),
+                              self.rows, buf)
+
+    # -- feeding -------------------------------------------------------------
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        """One call's input and output (any shape of ``n`` elements)."""
+        if x.size != self.n or y.size != self.n:
+            self.skipped += 1
+            return
+        if self.st is None:
+            self._pending.append((np.array(x, copy=True).ravel(), np.array(y, copy=True).ravel()))
+            self._decide()
+            return
+        self._xb[self._r] = x.reshape(-1)
+        self._yb[self._r] = y.reshape(-1)
+        self._r += 1
+        if self._r == self.rows:
+            self.flush()
+
+    def _decide(self, force: bool = False) -> None:
+        """Fix the structure from the buffered calls (``force``: with what there is)."""
+        masks = []
+        if self.law_gen.two_point:
+            for x, y in self._pending:
+                lx = self.law_gen.elementwise(x, self.dtype, SUPPORT_ULPS)
+                keep, drop, _, _ = _observed(lx, y.astype(np.float64))
+                masks.append((keep, drop))
+            s = infer_structure(masks, self.shape)
+        else:
+            s = "element"
+        if s is None and (force or len(self._pending) >= STRUCTURE_CALLS):
+            # never contradicted: the coarsest unit no call mixed
+            s = next((name for name, lead in (("sample", 1), ("channel", 2))
+                      if lead < len(self.shape) and self._coarse_ok(masks, lead)), "element")
+        if s is None:
+            return
+        self.structure = s
+        self._start()
+        pending, self._pending = self._pending, []
+        for x, y in pending:
+            self.add(x, y)
+
+    def _coarse_ok(self, masks, lead) -> bool:
+        units = int(np.prod(self.shape[:lead]))
+        return all(not np.any((k.reshape(units, -1).sum(1) > 0) & (d.reshape(units, -1).sum(1) > 0))
+                   for k, d in masks)
+
+    def flush(self) -> None:
+        """Fold the buffered calls (call before reading the results)."""
+        if self.st is None and self._pending:
+            self._decide(force=True)
+        r, self._r = self._r, 0
+        if r == 0 or self.st is None:
+            return
+        x = self._xb[:r].astype(np.float64).ravel()
+        y = self._yb[:r].astype(np.float64).ravel()
+        self.st.fold(r, self._canonical(x, y, r))
+
+    def _canonical(self, x: np.ndarray, y: np.ndarray, r: int) -> np.ndarray:
+        n, c0 = self.n, self.calls
+        law = self.law
+        out = np.empty((r, n), dtype=self.st.buf.dtype)
+        fin = np.isfinite(y)
+        nonfin = ~fin
+        if nonfin.any():
+            cnt = nonfin.reshape(r, n).sum(1)
+            if self.first_nonfinite_call < 0:
+                self.first_nonfinite_call = c0 + int(np.flatnonzero(cnt)[0])
+            self.nonfinite += int(cnt.sum())
+        if not law.two_point:  # Gaussian: the noise y/x, a fresh draw where x = 0
+            ok = fin & (x != 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                eps = np.where(ok, y / np.where(ok, x, 1.0), 0.0)
+            fill = 1.0 + math.sqrt(self.p / self.q) * self.rng.standard_normal(x.size)
+            eps = np.where(ok, eps, fill)
+            self.observed += int(np.count_nonzero(ok))
+            out[:] = (eps.reshape(r, n) * self.x_ref.ravel()).astype(out.dtype)
+            self.calls += r
+            return out
+        lx = self.law_gen.elementwise(x, self.dtype, SUPPORT_ULPS)
+        keep, drop, off, _ = _observed(lx, y)
+        if off.any():
+            cnt = off.reshape(r, n).sum(1)
+            if self.first_off is None:
+                b = int(np.flatnonzero(cnt)[0])
+                e = int(np.flatnonzero(off.reshape(r, n)[b])[0])
+                i = b * n + e
+                kv = float(lx.kept_value[i])
+                self.first_off = {"call": c0 + b, "index": [int(j) for j in np.unravel_index(e, self.shape)],
+                                  "value": float(y[i]), "input": float(x[i]),
+                                  "kept_value": kv if math.isfinite(kv) else None, "dropped_value": lx.drop_value}
+            self.off_support += int(cnt.sum())
+        self.observed += int(np.count_nonzero(keep | drop))
+        S = self.S
+        U = n // S
+        k = keep.reshape(r, U, S)
+        d = drop.reshape(r, U, S)
+        if S == 1:
+            unit_kept = k[..., 0]
+            unseen = ~(k[..., 0] | d[..., 0])
+        else:
+            nk, nd = k.sum(-1), d.sum(-1)
+            unit_kept = (nk > 0) & (nd == 0)
+            unseen = (nk == 0) & (nd == 0)
+        draw = self.rng.random((r, U)) < self.q
+        unit = np.where(unseen, draw, unit_kept)
+        if S == 1:
+            mask = unit
+        else:
+            shown = k | d
+            mask = k | (~shown & unit[..., None])
+        mask = mask.reshape(r, n)
+        out[:] = np.where(mask, law.kept_value, law.drop_value)
+        self.calls += r
+        return out
+
+    # -- results ---------------------------------------------------------------
+
+    @property
+    def observed_fraction(self) -> float:
+        """Fraction of mask entries (or noise values) the outputs showed."""
+        total = self.calls * self.n
+        return self.observed / total if total else 0.0
