@@ -112,7 +112,7 @@ def explain_site_check(site: dict, check: dict) -> str:
 
 
 def _site_rows(fig, sites, y: float) -> float:
-    cols = [("site", 44), ("kind", 8), ("p", 6), ("calls", 6), ("shown", 7), ("verdict", 13), ("failed", 40)]
+    cols = [("site", 47), ("kind", 8), ("p", 6), ("calls", 6), ("shown", 6), ("verdict", 13), ("failed", 36)]
     fs = 7.2
     head = "".join(h.ljust(w + 1) for h, w in cols)
     fig.text(0.035, y, head, fontsize=fs, family=_MONO, weight="bold", va="top")
@@ -121,8 +121,8 @@ def _site_rows(fig, sites, y: float) -> float:
         p = "" if s.get("p") is None else f"{s['p']:.3g}"
         obs = "" if s.get("observed_fraction") is None else f"{s['observed_fraction']:.0%}"
         failed = ", ".join(c["name"] for c in s["checks"] if c["verdict"] != "pass")
-        name = s["name"] if len(s["name"]) <= 44 else s["name"][:43] + "~"
-        cells = [name, s["kind"], p, str(s.get("calls", "")), obs, s["verdict"].upper(), failed[:40]]
+        name = s["name"] if len(s["name"]) <= 47 else s["name"][:46] + "~"
+        cells = [name, s["kind"], p, str(s.get("calls", "")), obs, s["verdict"].upper(), failed[:36]]
         line = "".join(str(t).ljust(w + 1) for t, (_, w) in zip(cells, cols)).rstrip()
         color = COLORS.get(s["verdict"], "black")
         fig.text(0.035, y, line, fontsize=fs, family=_MONO, va="top", color=color if s["verdict"] != "pass"
