@@ -10,6 +10,7 @@ seeded once by the adapter.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import Callable
 
@@ -191,7 +192,18 @@ def flax_module(module, p: float | None = None, *, seed: int | None = 0, name: s
 
     if structure is None and is_dropout:
         structure = "channel" if tuple(module.broadcast_dims) else "element"
-    return JaxAdapter(call, name=name or f"flax.nnx.{type(module).__name__}(rate={p:g})", p=p,
-                      variant=variant or ("inverted" if drops else None), structure=structure,
-                      default_shape=(16, 32, 4, 4) if structure == "channel" else None,
-                      seed=seed if isinstance(seed, int) else None, reset=reset)
+    ad = JaxAdapter(call, name=name or f"flax.nnx.{type(module).__name__}(rate={p:g})", p=p,
+                    variant=variant or ("inverted" if drops else None), structure=structure,
+                    default_shape=(16, 32, 4, 4) if structure == "channel" else None,
+                    seed=seed if isinstance(seed, int) else None, reset=reset)
+
+    @contextlib.contextmanager
+    def rng_context():  # start from the wrapped state; leave the module's streams as they were
+        reset()
+        try:
+            yield
+        finally:
+            nnx.update(module, jax.tree.map(lambda a: a, state0))
+
+    ad.rng_context = rng_context
+    return ad
