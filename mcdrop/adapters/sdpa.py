@@ -6,7 +6,8 @@ is an input or an output.  :func:`replay` recovers both, right after a real
 call: from the generator state saved before it, the call is replayed with
 ``value = I`` (``S x S``), which returns ``A * m / q`` itself (the mask has
 the shape of ``A`` and does not depend on ``V``), then once more with
-``dropout_p = 0`` for ``A``; the state after the real call is put back, so
+``dropout_p = 0`` for ``A`` (on the math backend, whose softmax is the one
+the dropout path used, bit for bit); the state after the real call is put back, so
 the model's stream is untouched.  Two facts say whether the replay is the
 real call: ``rng_ok`` (the replay consumed exactly the random numbers the
 real call did) and ``consistent`` (the real output equals the replayed
@@ -83,7 +84,12 @@ def replay(sdpa, args, kwargs, out, rng_before) -> dict:
             dropped = sdpa(**kw)
             rng_ok = bool(torch.equal(rng_state(dev), after))
             kw["dropout_p"] = 0.0
-            attn = sdpa(**kw)
+            # without dropout SDPA may take a fused kernel whose softmax rounds differently from the
+            # math path that applied the dropout; the math path gives the same A, bit for bit
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            with sdpa_kernel([SDPBackend.MATH]):
+                attn = sdpa(**kw)
         finally:
             set_rng_state(dev, after)
         vv = v.detach()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,7 +170,16 @@ def audit_model(model, inputs, *, p=None, calls=None, alpha=1e-6, seed=0, progre
     drv, C, alpha, ss, seed_repr = _iv(model, inputs, p, calls, alpha, seed, progress, device)
     t0 = time.perf_counter()
     errors: list[str] = []
-    state = _State(drv, p, C, ss)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcdrop-model") as pool:
+        state = _State(drv, p, C, ss, pool)
+        attrs0, attrs1, why = _run(drv, state, C, errors, progress, seed)
+        for st in state.streams.values():
+            st.finish()
+    return _report(drv, state, attrs0, attrs1, why, errors, C, alpha, seed_repr, p, t0)
+
+
+def _run(drv, state, C, errors, progress, seed):
+    """The phases of one model audit (see the module docstring); the model is restored after."""
     with drv.preserved(adapter_seed(seed)):
         attrs0 = drv.rate_attributes()
         try:
@@ -202,16 +212,14 @@ def audit_model(model, inputs, *, p=None, calls=None, alpha=1e-6, seed=0, progre
         except Exception as exc:
             why = f"the forward/backward pass raised {type(exc).__name__}: {exc}"
             errors.append(why)
-    for st in state.streams.values():
-        st.flush()
-    return _report(drv, state, attrs0, attrs1, why, errors, C, alpha, seed_repr, p, t0)
+    return attrs0, attrs1, why
 
 
 class _State:
     """What the recorder's sinks collect, phase by phase."""
 
-    def __init__(self, drv, p, calls, ss):
-        self.drv, self.p, self.calls, self.ss = drv, p, calls, ss
+    def __init__(self, drv, p, calls, ss, pool=None):
+        self.drv, self.p, self.calls, self.ss, self.pool = drv, p, calls, ss, pool
         self.sites: dict = {}
         self.before: dict = {}
         self.after: dict = {}
@@ -296,7 +304,7 @@ class _State:
                 self.unreliable.setdefault(c.site, f"variant {cl.variant!r} is undefined at p = 1")
                 return
             st = self.streams[c.site] = SiteStream(cl.variant, cl.p, cl.structure, tuple(c.x.shape), dt,
-                                                   self.ss.spawn(1)[0], self.calls)
+                                                   self.ss.spawn(1)[0], self.calls, pool=self.pool)
         st.add(self.drv.to_numpy(c.x), self.drv.to_numpy(c.y))
 
     def record_recompute(self, c) -> None:
@@ -384,7 +392,7 @@ def _report(drv, state, attrs0, attrs1, why, errors, C, alpha, seed_repr, p, t0)
                                                                                         (s.p or 0.0)))
         structure = st.structure if st is not None else (cl.structure or "element")
         dt = st.dtype if st is not None else np.dtype(np.float32)
-        shape = st.shape if st is not None else (1,)
+        shape = getattr(st, "ref_shape", st.shape) if st is not None else (1,)
         plan = Plan(None, name, cl.p, 1.0 - cl.p, cl.variant, structure, shape, dt, str(dt), C, alpha, None,
                     state.ss, seed_repr, False, False)
         two = LAWS[cl.variant].two_point

@@ -37,8 +37,10 @@ import math
 
 import numpy as np
 
+from ..core.fold_kernels import canonical_two_point
 from ..core.rng import STREAM_INPUT, child_seed
 from ..laws import unit_layout, variant_law
+from ..laws.base import spacing
 from .budget import SUPPORT_ULPS, fft_calls
 from .inputs import make_input
 from .stream import AuditStream
@@ -48,6 +50,8 @@ __all__ = ["SiteStream", "STRUCTURE_CALLS", "infer_structure", "observed_mask"]
 #: Calls buffered to infer the structure of a site that does not declare it.
 STRUCTURE_CALLS = 16
 _ROWS = 2**18  # elements per raw batch buffer
+#: (significand bits, smallest normal exponent of frexp) of each dtype's grid
+_GRID = {"float32": (24, -125), "float64": (53, -1021), "float16": (11, -13), "bfloat16": (8, -125)}
 
 
 def _observed(law_x, y):
@@ -127,14 +131,20 @@ class SiteStream:
         Seeds ``x_ref`` and the draws for unseen mask entries.
     calls : int
         Calls planned (sizes the FFT checks).
+    pool : concurrent.futures.Executor, optional
+        A one-thread executor: full batches are turned into canonical
+        outputs and folded there (the kernels release the GIL), while the
+        model runs its next forwards.  Call :meth:`finish` before reading.
     """
 
-    def __init__(self, variant: str, p: float, structure: str | None, shape: tuple, dtype, seed_ss, calls: int):
+    def __init__(self, variant: str, p: float, structure: str | None, shape: tuple, dtype, seed_ss, calls: int,
+                 pool=None):
         self.variant, self.p, self.q = variant, float(p), 1.0 - float(p)
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
         self.n = int(np.prod(self.shape))
         self.law_gen = variant_law(variant, p)
+        self.seed_ss = seed_ss
         g = np.random.default_rng(child_seed(seed_ss, STREAM_INPUT))
         self.x_ref = make_input(g, self.shape, self.dtype)
         self.rng = np.random.default_rng(child_seed(seed_ss, STREAM_INPUT + 1))
@@ -146,7 +156,10 @@ class SiteStream:
         raw = np.float64 if self.dtype == np.float64 else np.float32
         self._xb = np.empty((self.rows, self.n), raw)
         self._yb = np.empty((self.rows, self.n), raw)
+        self._spare = (np.empty((self.rows, self.n), raw), np.empty((self.rows, self.n), raw))
         self._r = 0
+        self.pool = pool
+        self._future = None
         self._pending: list = []  # raw calls kept while the structure is undecided
         self.calls = 0
         self.skipped = 0
@@ -162,12 +175,22 @@ class SiteStream:
 
     def _start(self) -> None:
         law = variant_law(self.variant, self.p, structure=self.structure)
-        self.law = law.elementwise(self.x_ref, self.dtype, SUPPORT_ULPS)
         lay = unit_layout(self.shape, self.structure)
+        self.S_in = lay.unit_size
+        self.ref_shape = self.shape
+        if self.law_gen.two_point and lay.unit_size > 2:
+            # a two-point site's checks see units only: two reference elements per unit carry all of it
+            # (both kept, both dropped, or one of each when partly kept), for a fraction of the work
+            self.ref_shape = tuple(lay.unit_shape) + (2,)
+            g = np.random.default_rng(child_seed(self.seed_ss, STREAM_INPUT))
+            self.x_ref = make_input(g, self.ref_shape, self.dtype)
+            lay = unit_layout(self.ref_shape, self.structure)
+        self.law = law.elementwise(self.x_ref, self.dtype, SUPPORT_ULPS)
         self.S, self.G, self.unit_shape = lay.unit_size, lay.group_size, lay.unit_shape
         self.n_units = lay.n_units
+        self.n_ref = int(np.prod(self.ref_shape))
         buf = np.float32 if self.dtype == np.float32 else np.float64
-        self.st = AuditStream(self.law, self.n, self.S, self.G, fft_calls(self.calls_planned, self.n_units),
+        self.st = AuditStream(self.law, self.n_ref, self.S, self.G, fft_calls(self.calls_planned, self.n_units),
                               self.rows, buf)
 
     # -- feeding -------------------------------------------------------------
@@ -216,71 +239,86 @@ class SiteStream:
                    for k, d in masks)
 
     def flush(self) -> None:
-        """Fold the buffered calls (call before reading the results)."""
+        """Fold the buffered calls (in the pool if there is one; see :meth:`finish`)."""
         if self.st is None and self._pending:
             self._decide(force=True)
         r, self._r = self._r, 0
         if r == 0 or self.st is None:
             return
-        x = self._xb[:r].astype(np.float64).ravel()
-        y = self._yb[:r].astype(np.float64).ravel()
-        self.st.fold(r, self._canonical(x, y, r))
+        if self._future is not None:
+            self._future.result()  # the spare buffers are free again
+            self._future = None
+        xb, yb = self._xb, self._yb
+        self._xb, self._yb = self._spare
+        self._spare = (xb, yb)
+        if self.pool is None:
+            self._fold_rows(xb, yb, r)
+        else:
+            self._future = self.pool.submit(self._fold_rows, xb, yb, r)
 
-    def _canonical(self, x: np.ndarray, y: np.ndarray, r: int) -> np.ndarray:
+    def finish(self) -> None:
+        """Fold everything buffered and wait for it: the stream is then complete."""
+        self.flush()
+        if self._future is not None:
+            self._future.result()
+            self._future = None
+
+    def _fold_rows(self, xb, yb, r: int) -> None:
+        self.st.fold(r, self._canonical(xb, yb, r))
+
+    def _canonical(self, xb: np.ndarray, yb: np.ndarray, r: int) -> np.ndarray:
         n, c0 = self.n, self.calls
         law = self.law
-        out = np.empty((r, n), dtype=self.st.buf.dtype)
-        fin = np.isfinite(y)
-        nonfin = ~fin
-        if nonfin.any():
-            cnt = nonfin.reshape(r, n).sum(1)
-            if self.first_nonfinite_call < 0:
-                self.first_nonfinite_call = c0 + int(np.flatnonzero(cnt)[0])
-            self.nonfinite += int(cnt.sum())
+        out = np.empty((r, self.n_ref), dtype=self.st.buf.dtype)
         if not law.two_point:  # Gaussian: the noise y/x, a fresh draw where x = 0
+            x = xb[:r].astype(np.float64)
+            y = yb[:r].astype(np.float64)
+            fin = np.isfinite(y)
+            if not fin.all():
+                cnt = (~fin).sum(1)
+                if self.first_nonfinite_call < 0:
+                    self.first_nonfinite_call = c0 + int(np.flatnonzero(cnt)[0])
+                self.nonfinite += int(cnt.sum())
             ok = fin & (x != 0)
             with np.errstate(divide="ignore", invalid="ignore"):
                 eps = np.where(ok, y / np.where(ok, x, 1.0), 0.0)
-            fill = 1.0 + math.sqrt(self.p / self.q) * self.rng.standard_normal(x.size)
-            eps = np.where(ok, eps, fill)
+            fill = 1.0 + math.sqrt(self.p / self.q) * self.rng.standard_normal(x.shape)
             self.observed += int(np.count_nonzero(ok))
-            out[:] = (eps.reshape(r, n) * self.x_ref.ravel()).astype(out.dtype)
+            out[:] = (np.where(ok, eps, fill) * self.x_ref.ravel()).astype(out.dtype)
             self.calls += r
             return out
-        lx = self.law_gen.elementwise(x, self.dtype, SUPPORT_ULPS)
-        keep, drop, off, _ = _observed(lx, y)
-        if off.any():
-            cnt = off.reshape(r, n).sum(1)
+        g = self.law_gen
+        exact = self.p == 0.0 or self.p == 1.0
+        divide = g.variant == "inverted" and self.p < 1.0 and self.p > 0.0
+        a, b = (getattr(g, "a", 1.0), getattr(g, "b", 0.0)) if g.variant == "alpha" else (1.0, 0.0)
+        if g.variant == "inverted" and not divide and self.p == 1.0:
+            divide = True
+        mant, emin = _GRID.get(self.dtype.name, (53, -1021))
+        stats = np.zeros(3, dtype=np.int64)
+        first = np.full(2, -1, dtype=np.int64)
+        first_val = np.zeros(3)
+        draws = self.rng.random((r, n // self.S_in))
+        tol_abs = float(spacing(np.array([b]), self.dtype)[0]) if g.variant == "alpha" else 0.0
+        canonical_two_point(xb, yb, r, divide=divide, q=self.q, a=a, b=b, drop_value=law.drop_value,
+                            drop_tol=law.drop_tol, drop_ok=law.drop_ok, ulps=0.0 if exact else SUPPORT_ULPS,
+                            tol_abs=tol_abs, mantissa=mant, min_exponent=emin, unit_size=self.S_in, draws=draws,
+                            kept_ref=law.kept_value, drop_ref=law.drop_value, out=out, stats=stats, first=first,
+                            first_val=first_val, out_unit_size=self.S)
+        if stats[0]:
+            if self.first_nonfinite_call < 0:
+                fin = np.isfinite(yb[:r].astype(np.float64))
+                self.first_nonfinite_call = c0 + int(np.flatnonzero(~fin.all(axis=1))[0])
+            self.nonfinite += int(stats[0])
+        if stats[1]:
             if self.first_off is None:
-                b = int(np.flatnonzero(cnt)[0])
-                e = int(np.flatnonzero(off.reshape(r, n)[b])[0])
-                i = b * n + e
-                kv = float(lx.kept_value[i])
-                self.first_off = {"call": c0 + b, "index": [int(j) for j in np.unravel_index(e, self.shape)],
-                                  "value": float(y[i]), "input": float(x[i]),
-                                  "kept_value": kv if math.isfinite(kv) else None, "dropped_value": lx.drop_value}
-            self.off_support += int(cnt.sum())
-        self.observed += int(np.count_nonzero(keep | drop))
-        S = self.S
-        U = n // S
-        k = keep.reshape(r, U, S)
-        d = drop.reshape(r, U, S)
-        if S == 1:
-            unit_kept = k[..., 0]
-            unseen = ~(k[..., 0] | d[..., 0])
-        else:
-            nk, nd = k.sum(-1), d.sum(-1)
-            unit_kept = (nk > 0) & (nd == 0)
-            unseen = (nk == 0) & (nd == 0)
-        draw = self.rng.random((r, U)) < self.q
-        unit = np.where(unseen, draw, unit_kept)
-        if S == 1:
-            mask = unit
-        else:
-            shown = k | d
-            mask = k | (~shown & unit[..., None])
-        mask = mask.reshape(r, n)
-        out[:] = np.where(mask, law.kept_value, law.drop_value)
+                e = int(first[1])
+                kv = float(first_val[2])
+                self.first_off = {"call": c0 + int(first[0]),
+                                  "index": [int(j) for j in np.unravel_index(e, self.shape)],
+                                  "value": float(first_val[0]), "input": float(first_val[1]),
+                                  "kept_value": kv if math.isfinite(kv) else None, "dropped_value": law.drop_value}
+            self.off_support += int(stats[1])
+        self.observed += int(stats[2])
         self.calls += r
         return out
 
