@@ -11,9 +11,12 @@ input of the site's shape):
 
 1. **support, exact, on the real values**: every output must be the law's
    dropped value or its kept value for ``x_t`` (``x_t / q`` inverted,
-   ``x_t`` standard, ``a x_t + b`` alpha) within 4 ulp; finite outputs;
-2. **the mask**: kept where ``y_t`` is the kept value, dropped where it is
-   the dropped value.  Where the two coincide (``x_t = 0``: a ReLU's zeros,
+   ``x_t`` standard, ``a x_t + b`` alpha) within 4 grid spacings of the
+   dtype (bounded by ``4 |v| 2**(1 - mantissa)``, at most twice the
+   ulp-exact tolerance of :func:`mcdrop.audit`); finite outputs;
+2. **the mask**: dropped where ``y_t`` is the dropped value, kept where it
+   is anything else (a wrong kept value fails ``support`` and still counts
+   as kept, so the other checks read the mask right).  Where the two coincide (``x_t = 0``: a ReLU's zeros,
    causally masked attention) the output cannot show the mask; a unit whose
    elements show nothing gets an independent Bernoulli(q) draw from
    mcdrop's own seeded generator.  Under the null hypothesis (masks
@@ -25,7 +28,11 @@ input of the site's shape):
    the ``structure`` check sees them);
 3. the canonical output ``where(mask, kept(x_ref), dropped)`` is folded into
    an :class:`~mcdrop.auditing.stream.AuditStream`, exactly as an audit of
-   ``x_ref`` would fold it.
+   ``x_ref`` would fold it (one Numba pass,
+   :func:`mcdrop.core.fold_kernels.canonical_two_point`, in a worker
+   thread).  Units of more than two elements (channel, sample) are folded
+   as two reference elements each: both kept, both dropped, or one of each
+   when partly kept, which is all the battery reads of a unit.
 
 Gaussian dropout has no mask: its noise ``y_t / x_t`` (standard normal
 draws where ``x_t = 0``) is re-applied to ``x_ref``.
