@@ -15,6 +15,11 @@ real call did) and ``consistent`` (the real output equals the replayed
 ``output = input * mask / q`` with ``input = A``; causally masked entries
 (``A = 0``) hide their mask, like zero activations after a ReLU.
 
+On CPU the recorder does better than a replay: :func:`call_with_identity`
+runs the real call once with ``value = [V | I]``, whose output holds the
+model's ``(A m / q) V`` and ``A m / q`` side by side (the mask is drawn
+once, from the model's own stream), and :func:`attention` gives ``A``.
+
 On CUDA the fused kernels draw their own Philox numbers; the replay uses
 the same backend only when ``V = I`` does not change the kernel choice, and
 ``rng_ok``/``consistent`` report a mismatch instead of guessing.
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 from ._optional import require
 
-__all__ = ["SDPA_ARGS", "rng_state", "set_rng_state", "replay"]
+__all__ = ["SDPA_ARGS", "rng_state", "set_rng_state", "replay", "call_with_identity", "attention"]
 
 #: SDPA's parameters in order (to bind positional arguments).
 SDPA_ARGS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
@@ -101,3 +106,42 @@ def replay(sdpa, args, kwargs, out, rng_before) -> dict:
         err = float((recon - ref).abs().max()) / (scale or 1.0) if ref.numel() else 0.0
         tol = 1e-4 if ref.dtype in (torch.float32, torch.float64) else 2e-2
     return {"attn": attn, "dropped": dropped, "rng_ok": rng_ok, "consistent": err <= tol, "max_rel_err": err}
+
+
+def _bound(args, kwargs) -> dict:
+    b = dict(zip(SDPA_ARGS, args))
+    b.update(kwargs)
+    return b
+
+
+def attention(sdpa, args, kwargs):
+    """``A``, SDPA's attention probabilities without dropout (math backend, ``V = I``, no grad)."""
+    torch = require("torch")
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    b = _bound(args, kwargs)
+    k, v = b["key"], b["value"]
+    S = k.shape[-2]
+    kw = {n: (t.detach() if isinstance(t, torch.Tensor) else t) for n, t in b.items()}
+    kw["value"] = torch.eye(S, dtype=v.dtype, device=v.device).expand(*v.shape[:-2], S, S)
+    kw["dropout_p"] = 0.0
+    with torch.no_grad(), sdpa_kernel([SDPBackend.MATH]):
+        return sdpa(**kw)
+
+
+def call_with_identity(sdpa, args, kwargs):
+    """The real call, once, with ``value = [V | I]``: ``(output, A m / q)``.
+
+    The output is the model's ``(A m / q) V`` (a view of the first ``E``
+    columns; autograd flows to ``V``), the rest is the dropped attention
+    itself, from the same mask.  The extra columns cost ``S / E`` of the
+    second matmul instead of a second SDPA call.
+    """
+    torch = require("torch")
+    b = _bound(args, kwargs)
+    k, v = b["key"], b["value"]
+    S, E = k.shape[-2], v.shape[-1]
+    eye = torch.eye(S, dtype=v.dtype, device=v.device).expand(*v.shape[:-2], S, S)
+    b["value"] = torch.cat([v, eye], dim=-1)
+    full = sdpa(**b)
+    return full[..., :E], full[..., E:].detach()

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ._base import KEEP_ATTRS, RATE_ATTRS, find_rate
-from .sdpa import replay, rng_state
+from .sdpa import attention, call_with_identity, replay, rng_state
 from .torch import import_torch, module_law
 
 __all__ = ["ROOT", "Site", "SiteCall", "SiteRecorder", "classify_module", "function_specs", "in_backward",
@@ -485,12 +485,16 @@ class SiteRecorder:
         inplace = spec.inplace or (spec.kind == "dropout" and bool(_arg(args, kwargs, 3, "inplace", False)))
         if spec.kind == "dropout" and self.capture and not inside_known and isinstance(x, torch.Tensor):
             call.x = x.detach().clone() if inplace else x.detach()
-        rng0 = (rng_state(x.device) if spec.kind == "sdpa" and self.capture and (call.p or self.replay_all_sdpa)
-                and isinstance(x, torch.Tensor) else None)
+        want = spec.kind == "sdpa" and self.capture and (call.p or self.replay_all_sdpa) and isinstance(x, torch.Tensor)
+        fused = want and x.device.type == "cpu"
+        rng0 = rng_state(x.device) if want and not fused else None
+        dropped = None
         self._fn_stack.append(call)
         try:
             if spec.kind == "mha":
                 out = self._mha(func, args, kwargs)
+            elif fused:  # one call gives the model's output and the dropped attention
+                out, dropped = call_with_identity(func, args, kwargs)
             else:
                 out = func(*args, **kwargs)
         except BaseException as exc:
@@ -505,6 +509,13 @@ class SiteRecorder:
             call.extra["shape"] = tuple(y.shape)
         if spec.kind == "dropout" and self.capture and not inside_known and isinstance(y, torch.Tensor):
             call.y = y.detach()
+        elif dropped is not None:
+            self._replaying = True
+            try:
+                call.x, call.y = attention(func, args, kwargs), dropped
+            finally:
+                self._replaying = False
+            call.extra.update(rng_ok=True, consistent=True, max_rel_err=0.0, shape=tuple(dropped.shape))
         elif rng0 is not None:
             self._replaying = True
             try:

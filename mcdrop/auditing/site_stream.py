@@ -56,7 +56,7 @@ __all__ = ["SiteStream", "STRUCTURE_CALLS", "infer_structure", "observed_mask"]
 
 #: Calls buffered to infer the structure of a site that does not declare it.
 STRUCTURE_CALLS = 16
-_ROWS = 2**18  # elements per raw batch buffer
+_ROWS = 2**20  # elements per batch buffer
 #: (significand bits, smallest normal exponent of frexp) of each dtype's grid
 _GRID = {"float32": (24, -125), "float64": (53, -1021), "float16": (11, -13), "bfloat16": (8, -125)}
 
@@ -160,10 +160,12 @@ class SiteStream:
         self.structure = structure
         self.st: AuditStream | None = None
         self.rows = max(1, min(64, _ROWS // max(self.n, 1)))
-        raw = np.float64 if self.dtype == np.float64 else np.float32
-        self._xb = np.empty((self.rows, self.n), raw)
-        self._yb = np.empty((self.rows, self.n), raw)
-        self._spare = (np.empty((self.rows, self.n), raw), np.empty((self.rows, self.n), raw))
+        self._xb = self._yb = self._spare = None
+        if not self.law_gen.two_point:  # Gaussian sites buffer raw inputs and outputs
+            raw = np.float64 if self.dtype == np.float64 else np.float32
+            self._xb = np.empty((self.rows, self.n), raw)
+            self._yb = np.empty((self.rows, self.n), raw)
+            self._spare = (np.empty((self.rows, self.n), raw), np.empty((self.rows, self.n), raw))
         self._r = 0
         self.pool = pool
         self._future = None
@@ -199,6 +201,9 @@ class SiteStream:
         buf = np.float32 if self.dtype == np.float32 else np.float64
         self.st = AuditStream(self.law, self.n_ref, self.S, self.G, fft_calls(self.calls_planned, self.n_units),
                               self.rows, buf)
+        # canonical rows of the current and the in-flight batch (two-point laws)
+        self._cb = np.empty((self.rows, self.n_ref), buf)
+        self._cb_spare = np.empty((self.rows, self.n_ref), buf)
 
     # -- feeding -------------------------------------------------------------
 
@@ -211,8 +216,12 @@ class SiteStream:
             self._pending.append((np.array(x, copy=True).ravel(), np.array(y, copy=True).ravel()))
             self._decide()
             return
-        self._xb[self._r] = x.reshape(-1)
-        self._yb[self._r] = y.reshape(-1)
+        if self.law.two_point:  # straight from the caller's arrays to the canonical row: no copy
+            r = self._r
+            self._canonical(x.reshape(1, -1), y.reshape(1, -1), 1, self._cb[r:r + 1])
+        else:
+            self._xb[self._r] = x.reshape(-1)
+            self._yb[self._r] = y.reshape(-1)
         self._r += 1
         if self._r == self.rows:
             self.flush()
@@ -255,13 +264,19 @@ class SiteStream:
         if self._future is not None:
             self._future.result()  # the spare buffers are free again
             self._future = None
-        xb, yb = self._xb, self._yb
-        self._xb, self._yb = self._spare
-        self._spare = (xb, yb)
-        if self.pool is None:
-            self._fold_rows(xb, yb, r)
+        if self.law.two_point:
+            cb = self._cb
+            self._cb, self._cb_spare = self._cb_spare, cb
+            work, args = self.st.fold, (r, cb)
         else:
-            self._future = self.pool.submit(self._fold_rows, xb, yb, r)
+            xb, yb = self._xb, self._yb
+            self._xb, self._yb = self._spare
+            self._spare = (xb, yb)
+            work, args = self._fold_rows, (xb, yb, r)
+        if self.pool is None:
+            work(*args)
+        else:
+            self._future = self.pool.submit(work, *args)
 
     def finish(self) -> None:
         """Fold everything buffered and wait for it: the stream is then complete."""
@@ -273,10 +288,11 @@ class SiteStream:
     def _fold_rows(self, xb, yb, r: int) -> None:
         self.st.fold(r, self._canonical(xb, yb, r))
 
-    def _canonical(self, xb: np.ndarray, yb: np.ndarray, r: int) -> np.ndarray:
+    def _canonical(self, xb: np.ndarray, yb: np.ndarray, r: int, out: np.ndarray | None = None) -> np.ndarray:
         n, c0 = self.n, self.calls
         law = self.law
-        out = np.empty((r, self.n_ref), dtype=self.st.buf.dtype)
+        if out is None:
+            out = np.empty((r, self.n_ref), dtype=self.st.buf.dtype)
         if not law.two_point:  # Gaussian: the noise y/x, a fresh draw where x = 0
             x = xb[:r].astype(np.float64)
             y = yb[:r].astype(np.float64)
