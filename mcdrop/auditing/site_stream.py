@@ -45,7 +45,7 @@ import math
 import numpy as np
 
 from ..core.fold_kernels import canonical_two_point
-from ..core.rng import STREAM_INPUT, child_seed
+from ..core.rng import STREAM_INPUT, STREAM_MASK, child_seed, keep_threshold, key_from_seed
 from ..laws import unit_layout, variant_law
 from ..laws.base import spacing
 from .budget import SUPPORT_ULPS, fft_calls
@@ -155,6 +155,9 @@ class SiteStream:
         g = np.random.default_rng(child_seed(seed_ss, STREAM_INPUT))
         self.x_ref = make_input(g, self.shape, self.dtype)
         self.rng = np.random.default_rng(child_seed(seed_ss, STREAM_INPUT + 1))
+        #: Philox key of the draws that fill masks the outputs do not show
+        self.key = key_from_seed(child_seed(seed_ss, STREAM_INPUT + 2), STREAM_MASK)
+        self.threshold = keep_threshold(self.q)
         self.calls_planned = calls
         self.structure_source = "declared" if structure is not None else "inferred"
         self.structure = structure
@@ -312,19 +315,17 @@ class SiteStream:
             return out
         g = self.law_gen
         exact = self.p == 0.0 or self.p == 1.0
-        divide = g.variant == "inverted" and self.p < 1.0 and self.p > 0.0
-        a, b = (getattr(g, "a", 1.0), getattr(g, "b", 0.0)) if g.variant == "alpha" else (1.0, 0.0)
-        if g.variant == "inverted" and not divide and self.p == 1.0:
-            divide = True
+        divide = g.variant == "inverted"
+        a, b = (g.a, g.b) if g.variant == "alpha" else (1.0, 0.0)
         mant, emin = _GRID.get(self.dtype.name, (53, -1021))
         stats = np.zeros(3, dtype=np.int64)
         first = np.full(2, -1, dtype=np.int64)
         first_val = np.zeros(3)
-        draws = self.rng.random((r, n // self.S_in))
         tol_abs = float(spacing(np.array([b]), self.dtype)[0]) if g.variant == "alpha" else 0.0
-        canonical_two_point(xb, yb, r, divide=divide, q=self.q, a=a, b=b, drop_value=law.drop_value,
-                            drop_tol=law.drop_tol, drop_ok=law.drop_ok, ulps=0.0 if exact else SUPPORT_ULPS,
-                            tol_abs=tol_abs, mantissa=mant, min_exponent=emin, unit_size=self.S_in, draws=draws,
+        canonical_two_point(xb, yb, r, divide=divide and self.p > 0.0, q=self.q, a=a, b=b,
+                            drop_value=law.drop_value, drop_tol=law.drop_tol, drop_ok=law.drop_ok,
+                            ulps=0.0 if exact else SUPPORT_ULPS, tol_abs=tol_abs, mantissa=mant, min_exponent=emin,
+                            unit_size=self.S_in, call0=c0, threshold=self.threshold, key=self.key,
                             kept_ref=law.kept_value, drop_ref=law.drop_value, out=out, stats=stats, first=first,
                             first_val=first_val, out_unit_size=self.S)
         if stats[0]:

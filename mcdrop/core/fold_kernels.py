@@ -20,6 +20,8 @@ import math
 import numba as nb
 import numpy as np
 
+from .rng import MASK32, SH32, philox_block
+
 __all__ = ["fold_two_point", "fold_gaussian", "canonical_two_point"]
 
 
@@ -204,8 +206,8 @@ def fold_gaussian(ybuf, nrows: int, mu, zscale, unit_size: int, s1, s2, signal, 
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
-def _canonical(xs, ys, nrows, kind, q, a, b, drop, dtol, drop_ok, ulps, tol_abs, mant, emin, S, S_out, draws,
-               kept_ref, drop_ref, out, stats, first, first_val):
+def _canonical(xs, ys, nrows, kind, q, a, b, drop, dtol, drop_ok, ulps, tol_abs, mant, emin, S, S_out, call0,
+               thr, k0, k1, kept_ref, drop_ref, out, stats, first, first_val):
     n = xs.shape[1]
     n_units = n // S
     status = np.empty(S, dtype=np.int8)  # 1 kept, 0 dropped, 2 not shown
@@ -264,7 +266,13 @@ def _canonical(xs, ys, nrows, kind, q, a, b, drop, dtol, drop_ok, ulps, tol_abs,
             elif nd > 0 and nk == 0:
                 unit = 0
             elif nk == 0 and nd == 0:
-                unit = 1 if draws[r, u] < q else 0
+                # nothing shown: a fresh Bernoulli(q) draw, word u % 4 of Philox block (call, u // 4)
+                c = np.uint64(call0 + r)
+                ub = np.uint64(u // 4)
+                w0, w1, w2, w3 = philox_block(c & MASK32, c >> SH32, ub & MASK32, ub >> SH32, k0, k1)
+                j4 = u % 4
+                w = w0 if j4 == 0 else (w1 if j4 == 1 else (w2 if j4 == 2 else w3))
+                unit = 1 if w < thr else 0
             else:
                 unit = -1  # partly kept: each element as shown
             if S_out != S:  # reduced units of two elements: kept, dropped, or one of each (partly kept)
@@ -286,8 +294,8 @@ def _canonical(xs, ys, nrows, kind, q, a, b, drop, dtol, drop_ok, ulps, tol_abs,
 
 def canonical_two_point(xs, ys, nrows: int, *, divide: bool, q: float, a: float, b: float, drop_value: float,
                         drop_tol: float, drop_ok: bool, ulps: float, tol_abs: float, mantissa: int,
-                        min_exponent: int, unit_size: int, draws, kept_ref, drop_ref: float, out, stats, first,
-                        first_val, out_unit_size: int | None = None) -> None:
+                        min_exponent: int, unit_size: int, call0: int, threshold: int, key, kept_ref,
+                        drop_ref: float, out, stats, first, first_val, out_unit_size: int | None = None) -> None:
     """Re-express calls with varying inputs as calls on one reference input (in place).
 
     For each row ``r`` and element ``e``: the kept value of the input
@@ -300,14 +308,17 @@ def canonical_two_point(xs, ys, nrows: int, *, divide: bool, q: float, a: float,
     kept (anything else finite; off the support unless the kept value), or
     shows nothing (the two values coincide, or non-finite).  A unit of
     ``unit_size`` elements takes the mask its shown elements agree on, a
-    fresh draw (``draws[r, u] < q``) when none is shown, or stays partly
-    kept.  ``out[r]`` gets ``kept_ref`` where kept, ``drop_ref`` where
+    fresh Bernoulli draw when none is shown (word ``u % 4`` of Philox
+    block ``(call0 + r, u // 4)`` under ``key``, kept when below
+    ``threshold``: :func:`mcdrop.core.rng.keep_threshold`), or stays
+    partly kept.  ``out[r]`` gets ``kept_ref`` where kept, ``drop_ref`` where
     dropped; with ``out_unit_size=2`` (units of more than two elements)
     each unit is written as two elements: both kept, both dropped, or one
     of each when partly kept.  ``stats`` accumulates (non-finite, off-support, shown)
     counts; ``first``/``first_val`` record the first off-support (row,
     element) and (output, input, kept value).
     """
+    k = np.asarray(key, dtype=np.uint64)
     _canonical(xs, ys, nrows, 0 if divide else 1, q, a, b, drop_value, drop_tol, drop_ok, ulps, tol_abs,
-               mantissa, min_exponent, unit_size, out_unit_size or unit_size, draws, kept_ref, drop_ref, out,
-               stats, first, first_val)
+               mantissa, min_exponent, unit_size, out_unit_size or unit_size, int(call0), np.uint64(threshold),
+               k[0], k[1], kept_ref, drop_ref, out, stats, first, first_val)
