@@ -87,6 +87,31 @@ class _Functional(nn.Module):
         return F.dropout2d(h.view(-1, 8, 4, 2), 0.2, training=self.training)
 
 
+class _GaussianDropout(nn.Module):
+    """Gaussian dropout (declares its law): y = x (1 + sqrt(p/q) z)."""
+
+    variant = "gaussian"
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        return x * (1 + (self.p / (1 - self.p)) ** 0.5 * torch.randn_like(x))
+
+
+class _GaussianNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(12, 64)
+        self.noise = _GaussianDropout(0.2)
+
+    def forward(self, x):
+        return self.noise(torch.relu(self.lin(x)))
+
+
 # models the tests were not written around: torch's own layers
 def _encoder_layer():
     torch.manual_seed(1)
@@ -108,6 +133,7 @@ CORRECT = {
     "selu_alpha_dropout": (lambda: _SeluNet(), (32, 24)),
     "conv1d_feature_alpha": (lambda: _Conv1d(), (8, 4, 12)),
     "functional": (lambda: _Functional(), (16, 16)),
+    "gaussian_after_relu": (lambda: _GaussianNet(), (16, 12)),
 }
 
 
