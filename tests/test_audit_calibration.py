@@ -23,7 +23,6 @@ generators, no global state), so the counts below are the same on every run
 and every machine with the same NumPy; a failure means a real change.
 """
 
-import numpy as np
 import pytest
 from scipy import stats as sps
 

@@ -4,7 +4,6 @@ Every audit here is seeded (the implementation's generator and the audit's
 ``seed``; Hypothesis derandomized), so verdicts are the same on every run.
 """
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 

@@ -6,11 +6,13 @@ install (``pip install 'mcdrop[torch]'``, ``'mcdrop[jax]'``,
 ``'mcdrop[keras]'``).
 
 ========================== =====================================================
-``torch_module``           ``torch.nn.Dropout``/``Dropout1d/2d/3d``/``AlphaDropout``/
-                           ``FeatureAlphaDropout`` (instance or class), with a
-                           gradient check
+``adapt``                  any of the objects below, picked automatically (what
+                           ``mcdrop.audit`` calls first)
+``torch_module``           any ``torch.nn.Module`` (``nn.Dropout*``, ``AlphaDropout``,
+                           custom modules; instance or class), with a gradient check
 ``torch_function``         ``torch.nn.functional.dropout`` and friends
 ``flax_dropout``           ``flax.nnx.Dropout`` (its own ``nnx.Rngs`` stream)
+``flax_module``            any ``flax.nnx`` module instance
 ``jax_function``           ``f(x, training, key)``, a fresh key per call
 ``jax_bernoulli``          a plain ``jax.random.bernoulli`` inverted dropout
 ``keras_layer``            Keras 3 ``layers.Dropout`` / ``GaussianDropout``
@@ -24,10 +26,14 @@ from __future__ import annotations
 
 import importlib
 
-from ._base import Adapter
+from ._base import Adapter, find_rate, is_probability
 
 __all__ = [
     "Adapter",
+    "adapt",
+    "find_rate",
+    "is_probability",
+    "flax_module",
     "torch_module",
     "torch_function",
     "flax_dropout",
@@ -42,6 +48,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    "adapt": "mcdrop.adapters.auto",
+    "flax_module": "mcdrop.adapters.jax",
     "torch_module": "mcdrop.adapters.torch",
     "torch_function": "mcdrop.adapters.torch",
     "flax_dropout": "mcdrop.adapters.jax",

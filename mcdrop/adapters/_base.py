@@ -3,11 +3,43 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Adapter"]
+__all__ = ["Adapter", "find_rate", "is_probability", "RATE_ATTRS", "KEEP_ATTRS"]
+
+#: Attribute names that hold a *drop* probability, most specific first.
+RATE_ATTRS = ("p", "drop_prob", "drop_rate", "dropout_p", "dropout_prob", "dropout_rate", "rate",
+              "dropout", "attn_drop", "attention_dropout")
+#: Attribute names that hold a *keep* probability (``p = 1 - value``).
+KEEP_ATTRS = ("keep_prob", "keep_rate", "keep")
+
+
+def is_probability(v) -> bool:
+    """``v`` is a plain finite number in [0, 1] (not a bool)."""
+    return (isinstance(v, (float, int, np.floating, np.integer)) and not isinstance(v, (bool, np.bool_))
+            and math.isfinite(float(v)) and 0.0 <= float(v) <= 1.0)
+
+
+def find_rate(obj) -> tuple[float | None, str | None]:
+    """The drop probability an object declares, and the attribute it came from.
+
+    Looks at :data:`RATE_ATTRS` (drop probabilities), then :data:`KEEP_ATTRS`
+    (keep probabilities, returned as ``1 - keep``).  Only plain numbers in
+    [0, 1] count (a ``dropout`` attribute holding a module does not).
+    ``(None, None)`` when there is none.
+    """
+    for a in RATE_ATTRS:
+        v = getattr(obj, a, None)
+        if is_probability(v):
+            return float(v), a
+    for a in KEEP_ATTRS:
+        v = getattr(obj, a, None)
+        if is_probability(v):
+            return 1.0 - float(v), a
+    return None, None
 
 
 class Adapter:

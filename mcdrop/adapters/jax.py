@@ -10,14 +10,16 @@ seeded once by the adapter.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 from typing import Callable
 
 import numpy as np
 
-from ._base import Adapter
+from ._base import Adapter, find_rate
 from ._optional import require
 
-__all__ = ["JaxAdapter", "jax_function", "jax_bernoulli", "flax_dropout"]
+__all__ = ["JaxAdapter", "jax_function", "jax_bernoulli", "flax_dropout", "flax_module"]
 
 
 def _jax():
@@ -127,3 +129,81 @@ def flax_dropout(rate: float, *, seed: int = 0, broadcast_dims=(), name: str | N
     shape = (16, 32, 4, 4) if structure == "channel" else None
     return JaxAdapter(call, name=name or f"flax.nnx.Dropout(rate={rate:g})", p=float(rate),
                       variant="inverted", structure=structure, default_shape=shape, seed=seed, reset=build)
+
+
+def flax_module(module, p: float | None = None, *, seed: int | None = 0, name: str | None = None,
+                variant: str | None = None, structure: str | None = None) -> JaxAdapter:
+    """Wrap a ``flax.nnx`` module instance (an ``nnx.Dropout`` or any module holding dropouts).
+
+    * ``nnx.Dropout`` is called with ``deterministic=not training``; any
+      other module is switched with ``module.train()`` / ``module.eval()``
+      (nnx sets ``deterministic`` on every Dropout inside) and called on
+      the input alone.
+    * A Dropout built without ``rngs=`` has no stream of its own: the
+      adapter then passes ``rngs=nnx.Rngs(dropout=seed)`` to the call (the
+      module's ``__call__`` must take ``rngs``; else ``TypeError``).
+    * Every audit restores the module's RNG state (keys and counters) to
+      what it was when wrapped, so auditing it twice replays the masks.
+    * ``p`` defaults to the module's ``rate`` (or its one Dropout's).
+      There is no gradient check (a stateful nnx stream inside ``jax.vjp``).
+
+    Raises
+    ------
+    TypeError
+        ``module`` is not an ``nnx.Module`` instance, or it needs ``rngs`` it cannot get.
+    ValueError
+        No drop probability found and none given.
+    """
+    jax = _jax()
+    nnx = require("flax.nnx", purpose="the Flax adapter")
+    if inspect.isclass(module) and issubclass(module, nnx.Dropout):
+        module = module(0.5 if p is None else float(p), rngs=nnx.Rngs(dropout=int(seed or 0)))
+    if not isinstance(module, nnx.Module):
+        raise TypeError(f"`module` must be a flax.nnx.Module instance; got {module!r}.")
+    drops = [m for _, m in nnx.iter_modules(module) if isinstance(m, nnx.Dropout)]
+    own, _ = find_rate(module)
+    if own is None and len(drops) == 1:
+        own = float(drops[0].rate)
+    p = own if p is None else float(p)
+    if p is None:
+        raise ValueError(f"cannot tell the drop probability of {type(module).__name__} ({len(drops)} nnx.Dropout "
+                         f"inside); pass p=.")
+    streamless = [m for m in drops if getattr(m, "rngs", None) is None]
+    feed = bool(streamless)
+    if feed and "rngs" not in inspect.signature(module.__call__).parameters:
+        raise TypeError(f"an nnx.Dropout in {type(module).__name__} has no rngs stream and its __call__ takes no "
+                        f"`rngs` argument: build the Dropout with rngs=nnx.Rngs(dropout=...) to audit it.")
+    is_dropout = isinstance(module, nnx.Dropout)
+    # nnx.state() holds the live Variables (it follows the module): tree.map copies them
+    state0 = jax.tree.map(lambda a: a, nnx.state(module, nnx.RngState))
+    box = {"rngs": nnx.Rngs(dropout=int(seed or 0)) if feed else None}
+
+    def call(x, training):
+        kw = {"rngs": box["rngs"]} if feed else {}
+        if is_dropout:
+            return module(jax.numpy.asarray(x), deterministic=not training, **kw)
+        (module.train if training else module.eval)()
+        return module(jax.numpy.asarray(x), **kw)
+
+    def reset():
+        nnx.update(module, jax.tree.map(lambda a: a, state0))
+        if feed:
+            box["rngs"] = nnx.Rngs(dropout=int(seed or 0))
+
+    if structure is None and is_dropout:
+        structure = "channel" if tuple(module.broadcast_dims) else "element"
+    ad = JaxAdapter(call, name=name or f"flax.nnx.{type(module).__name__}(rate={p:g})", p=p,
+                    variant=variant or ("inverted" if drops else None), structure=structure,
+                    default_shape=(16, 32, 4, 4) if structure == "channel" else None,
+                    seed=seed if isinstance(seed, int) else None, reset=reset)
+
+    @contextlib.contextmanager
+    def rng_context():  # start from the wrapped state; leave the module's streams as they were
+        reset()
+        try:
+            yield
+        finally:
+            nnx.update(module, jax.tree.map(lambda a: a, state0))
+
+    ad.rng_context = rng_context
+    return ad

@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from ._base import Adapter
+from ._base import Adapter, is_probability
 from ._optional import require
 
 __all__ = ["import_keras", "KerasAdapter", "keras_layer"]
@@ -55,6 +55,17 @@ class KerasAdapter(Adapter):
                          framework_version=keras.__version__, reset=reset)
         self._layer = layer
         self._keras = keras
+        if keras.backend.backend() == "torch":
+            # the torch backend differentiates: keep the audit's gradient check
+            self.forward_backward = self._forward_backward_torch
+
+    def _forward_backward_torch(self, x: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Training-mode forward and the gradient of ``sum(y * g)`` w.r.t. ``x`` (torch autograd)."""
+        torch = sys.modules["torch"]
+        t = torch.tensor(np.array(x), requires_grad=True)
+        y = self._layer(t, training=True)
+        (y * torch.as_tensor(np.asarray(g))).sum().backward()
+        return y.detach().cpu().numpy().copy(), t.grad.detach().cpu().numpy().copy()
 
     def __call__(self, x: np.ndarray, training: bool) -> np.ndarray:
         y = self._layer(x, training=bool(training))
@@ -88,7 +99,8 @@ def keras_layer(layer, rate: float | None = None, *, seed: int = 0, name: str | 
         raise TypeError(f"`layer` must be a keras Layer (class or instance); got {layer!r}.")
     cls = type(layer).__name__
     variant, structure = _LAWS.get(cls, (None, None))
-    r = getattr(layer, "rate", rate)
+    r = getattr(layer, "rate", None)
+    r = float(r) if is_probability(r) else rate
     return KerasAdapter(layer, name=name or f"keras.layers.{cls}" + (f"(rate={r:g})" if r is not None else ""),
                         p=float(r) if r is not None else None, variant=variant, structure=structure,
                         seed=getattr(layer, "seed", seed))

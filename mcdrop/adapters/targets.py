@@ -10,9 +10,10 @@ from typing import Callable
 
 from ._base import Adapter
 from ._optional import EXTRAS
+from .auto import adapt
 from .numpy import numpy_function, numpy_reference
 
-__all__ = ["BUILTINS", "builtin", "resolve_target"]
+__all__ = ["BUILTINS", "builtin", "resolve_target", "import_target"]
 
 
 def _torch_mod(cls_name):
@@ -93,6 +94,26 @@ def _import(module: str, target: str):
         raise ValueError(f"TARGET {target!r}: cannot import module {module!r} ({exc}).") from exc
 
 
+def import_target(target: str, *, what: str = "TARGET"):
+    """The object at ``package.module:attr`` (or ``package.module.attr``); ValueError naming ``what``."""
+    if not isinstance(target, str) or not target.strip():
+        raise ValueError(f"{what} must be a dotted path like 'mypkg.models:build'; got {target!r}.")
+    target = target.strip()
+    if ":" in target:
+        module, _, attr = target.partition(":")
+    else:
+        module, _, attr = target.rpartition(".")
+    if not module or not attr:
+        raise ValueError(f"{what} {target!r} must look like 'package.module:attr'.")
+    obj = _import(module, target)
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ValueError(f"{what} {target!r}: module {module!r} has no attribute {attr!r}.") from None
+    return obj
+
+
 def resolve_target(target: str, p: float, *, seed: int = 0):
     """Turn a TARGET string into an audit callable.
 
@@ -151,4 +172,6 @@ def _wrap(obj, p, seed, target):
         return flax_dropout(p, seed=seed)
     if not callable(obj):
         raise ValueError(f"TARGET {target!r} is not callable (got {type(obj).__name__}).")
-    return numpy_function(obj, name=target)
+    # a custom torch/Keras/Flax object defined outside those packages
+    ad = adapt(obj, p, seed=seed, name=None if inspect.isclass(obj) else target)
+    return numpy_function(obj, name=target) if ad is obj else ad

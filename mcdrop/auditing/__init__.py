@@ -16,12 +16,21 @@ family-wise false-alarm rate of at most ``alpha`` (Holm) and a stated
 ``moment_checks``  ``mean`` and ``variance``
 ``independence``   ``element_independence``, ``call_independence``, ``structure``
 ``report``         :class:`AuditReport`
+``model_runner``   :func:`audit_model`: every dropout site of a model
+``site_stream``    one model site's calls, streamed into the battery
+``model_checks``   per-site and model-level checks of ``audit_model``
+``model_report``   :class:`ModelAuditReport`, :class:`SiteReport`
+``relations``      :func:`audit_relation`: two implementations' masks
 =================  ==========================================================
 """
 
 from .budget import DEFAULT_SHAPE
 from .inputs import MAX_ELEMENTS, audit_input
+from .model_report import ModelAuditReport, SiteReport
+from .model_runner import audit_model
+from .relations import audit_relation
 from .report import AuditReport
 from .runner import audit
 
-__all__ = ["audit", "AuditReport", "audit_input", "DEFAULT_SHAPE", "MAX_ELEMENTS"]
+__all__ = ["audit", "audit_model", "audit_relation", "AuditReport", "ModelAuditReport", "SiteReport", "audit_input",
+           "DEFAULT_SHAPE", "MAX_ELEMENTS"]

@@ -25,14 +25,42 @@ from .independence import check_call_independence, check_element_independence, c
 from .moment_checks import check_mean, check_variance
 from .stream import AuditStream
 
-__all__ = ["build_checks", "decided_in_order", "output_eps"]
+__all__ = ["build_checks", "exact_checks", "statistical_checks", "support_text", "decided_in_order", "output_eps"]
 
 
 def build_checks(plan, run: Run, st: AuditStream, law, names, S, G, unit_shape, a_check):
+    """Every check of one audit, decided as one family: ``(checks in ``names`` order, plot data)``."""
+    pend = exact_checks(plan, run, st, law, names)
+    stopped = None
+    if run.fatal is not None or st.calls == 0:
+        stopped = f"the run stopped ({run.fatal[1] if run.fatal else 'no training calls'})"
+    stat, plots = statistical_checks(plan, st, law, [nm for nm in names if nm not in pend], S, G, unit_shape,
+                                     a_check, stopped)
+    pend.update(stat)
+    decided = decided_in_order(pend, names, plan.alpha)
+    return [decided[nm] for nm in names], plots
+
+
+def support_text(plan, law) -> str:
+    """The support of the law in words, e.g. ``{0, x/q} = {0, x * 1.42857143}``."""
+    if plan.p == 0:
+        return "{x} exactly (p = 0)"
+    if plan.p == 1:
+        return "{0} (p = 1)"
+    if law.variant == "alpha":
+        return (f"{{a x + b, a q alpha'}} = {{a x + {float(law.kept_value[0] - law.mu[0] / law.q):.6g}, "
+                f"{law.drop_value:.6g}}}")
+    if law.variant == "standard":
+        return "{0, x} (no rescaling in training)"
+    if law.variant == "dropconnect":
+        return f"{{0, v_k W_ik/q}} = {{0, v_k W_ik * {1 / law.q:.9g}}} (one weight's term per output)"
+    return f"{{0, x/q}} = {{0, x * {1 / law.q:.9g}}}"
+
+
+def exact_checks(plan, run: Run, st: AuditStream, law, names) -> dict[str, PendingCheck]:
+    """The exact checks of ``names`` (runs, shape/dtype, eval, input, finite, support, gradient)."""
     C = st.calls
     pend: dict[str, PendingCheck] = {}
-    plots: dict = {}
-    fatal = run.fatal
     # --- exact checks -------------------------------------------------------
     pend["runs"] = exact(
         "runs", run.raised is None,
@@ -46,9 +74,10 @@ def build_checks(plan, run: Run, st: AuditStream, law, names, S, G, unit_shape, 
     if run.eval_calls == 0 and run.eval_bad is None:
         pend["eval_identity"] = not_run("eval_identity", "no evaluation-mode call returned an array")
     else:
-        pend["eval_identity"] = exact(
-            "eval_identity", run.eval_bad is None,
-            run.eval_bad or f"training=False returned x exactly ({run.eval_calls} calls).")
+        ok_txt = (f"training=False returned x exactly ({run.eval_calls} calls)." if run.exact_eval else
+                  f"training=False returned the law's eval output ({'q x' if law.variant == 'standard' else 'W x'}"
+                  f", within {SUPPORT_ULPS} ulp; {run.eval_calls} calls).")
+        pend["eval_identity"] = exact("eval_identity", run.eval_bad is None, run.eval_bad or ok_txt)
     pend["input_unchanged"] = exact(
         "input_unchanged", run.mutated is None,
         run.mutated or "the input array was never modified in place.")
@@ -64,14 +93,7 @@ def build_checks(plan, run: Run, st: AuditStream, law, names, S, G, unit_shape, 
         if C == 0:
             pend["support"] = not_run("support", "no training call returned an array")
         else:
-            if plan.p == 0:
-                sup = "{x} exactly (p = 0)"
-            elif plan.p == 1:
-                sup = "{0} (p = 1)"
-            elif law.variant == "alpha":
-                sup = f"{{a x + b, a q alpha'}} = {{a x + {float(law.kept_value[0] - law.mu[0] / law.q):.6g}, {law.drop_value:.6g}}}"
-            else:
-                sup = f"{{0, x/q}} = {{0, x * {1 / law.q:.9g}}}"
+            sup = support_text(plan, law)
             tol = "0 ulp" if plan.p == 0 else f"{SUPPORT_ULPS} ulp of {plan.dtype_name}"
             detail = f"{st.off_support:,} of {C * st.n:,} outputs off the support {sup} (tolerance {tol})"
             ex = None
@@ -95,14 +117,25 @@ def build_checks(plan, run: Run, st: AuditStream, law, names, S, G, unit_shape, 
                 "gradient", run.grad_bad is None,
                 run.grad_bad or (f"backward applies the forward mask and scale: d sum(y*g)/dx = "
                                  f"g * dy/dx ({run.grad_calls} calls, {SUPPORT_ULPS} ulp)."))
-    # --- statistical checks ---------------------------------------------------
-    stat_names = [nm for nm in names if nm not in pend]
-    if fatal is not None or C == 0:
-        reason = f"the run stopped ({fatal[1] if fatal else 'no training calls'})"
-        for nm in stat_names:
-            pend[nm] = not_run(nm, reason)
+    return pend
+
+
+def statistical_checks(plan, st: AuditStream, law, names, S, G, unit_shape, a_check,
+                       stopped: str | None = None) -> tuple[dict[str, PendingCheck], dict]:
+    """The statistical checks of ``names`` from the stream, and the report's plot data.
+
+    ``a_check`` is each check's share of the family's ``alpha`` (for the
+    tolerance bands and the plotted bounds); ``stopped`` says why the run
+    stopped early (every check then is ``"inconclusive"``).
+    """
+    pend: dict[str, PendingCheck] = {}
+    plots: dict = {}
+    if stopped is not None:
+        for nm in names:
+            pend[nm] = not_run(nm, stopped)
         plots.update(per_element=None, keep_count_hist=None, autocorrelation=None, call_correlation=None)
-        return [decided_in_order(pend, names, plan.alpha)[nm] for nm in names], plots
+        return pend, plots
+    C = st.calls
     eps = output_eps(plan.dtype)
     if "keep_rate" in names:
         kept, trials = int(st.ucount.sum()), st.calls * st.n_units
@@ -172,8 +205,7 @@ def build_checks(plan, run: Run, st: AuditStream, law, names, S, G, unit_shape, 
         }
     else:
         plots["per_element"] = None
-    decided = decided_in_order(pend, names, plan.alpha)
-    return [decided[nm] for nm in names], plots
+    return pend, plots
 
 
 def decided_in_order(pend: dict, names: list[str], alpha: float) -> dict:

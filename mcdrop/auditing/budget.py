@@ -18,7 +18,10 @@ from typing import Any, Callable
 import numpy as np
 
 from .._validation import check_alpha, check_choice, check_positive_int, check_seed, check_shape, resolve_pq
+from ..adapters import is_probability
+from ..adapters.auto import adapt
 from ..laws import STRUCTURES
+from ..laws import VARIANTS as LAW_VARIANTS
 from ..stats.normal import z_sum
 from ..stats.power import POWER
 from ..warnings import LowPowerWarning
@@ -41,14 +44,17 @@ __all__ = [
     "Plan",
     "describe",
     "audit_iv",
+    "adapter_seed",
+    "adapted",
+    "dropconnect_iv",
     "check_names",
     "default_calls",
     "fft_calls",
     "detectable_effects",
 ]
 
-#: The laws an audit can test (those with a per-element law of ``x``).
-VARIANTS = ("inverted", "alpha", "gaussian")
+#: The laws an audit can test: every law of :mod:`mcdrop.laws` (the same tuple).
+VARIANTS = LAW_VARIANTS
 DEFAULT_SHAPE = (64, 128)
 #: Relative mean bias the default budget detects with power ``POWER``.
 DEFAULT_BIAS = 1e-3
@@ -93,6 +99,10 @@ class Plan:
     seed_repr: Any
     progress: bool
     has_grad: bool
+    #: DropConnect: the layer's weight (out, in); ``shape`` is then the output
+    #: shape (in, out) of the diagonal input batch of shape ``in_shape`` (in, in).
+    weight: np.ndarray | None = None
+    in_shape: tuple | None = None
 
 
 def describe(fn) -> str:
@@ -105,8 +115,35 @@ def describe(fn) -> str:
     return f"{mod}.{qual}" if mod else str(qual)
 
 
-def audit_iv(fn, p, keep, shape, calls, variant, structure, alpha, tolerance, seed, dtype, progress, name) -> Plan:
-    """Validate :func:`mcdrop.audit`'s arguments (each error names the argument) into a :class:`Plan`."""
+def adapter_seed(seed):
+    """The seed an automatically built adapter gets from an audit's ``seed`` (None stays None)."""
+    if seed is None:
+        return None
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return int(seed)
+    if isinstance(seed, np.random.SeedSequence):
+        return int(seed.generate_state(1)[0])
+    return 0
+
+
+def adapted(arg: str, obj, p=None, **kw):
+    """:func:`mcdrop.adapters.adapt` with errors that name the argument (``arg``)."""
+    try:
+        return adapt(obj, p, **kw)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"`{arg}`: {exc}") from None
+
+
+def audit_iv(fn, p, keep, shape, calls, variant, structure, alpha, tolerance, seed, dtype, progress, name,
+             device=None, weight=None) -> Plan:
+    """Validate :func:`mcdrop.audit`'s arguments (each error names the argument) into a :class:`Plan`.
+
+    A framework object is adapted first (:func:`mcdrop.adapters.adapt`).
+    """
+    p_build = p if p is not None else (1.0 - keep if is_probability(keep) else None)
+    fn = adapted("fn", fn, p_build if is_probability(p_build) else None, seed=adapter_seed(seed), device=device,
+                 variant=variant if variant in VARIANTS else None,
+                 structure=structure if structure in STRUCTURES else None)
     if not callable(fn):
         raise TypeError(
             f"`fn` must be a callable fn(x, training) -> array (wrap framework objects with "
@@ -128,6 +165,16 @@ def audit_iv(fn, p, keep, shape, calls, variant, structure, alpha, tolerance, se
             "`p` must be < 1 for variant='gaussian': the noise standard deviation sqrt(p/q) "
             "is infinite at p = 1; got p=1.0."
         )
+    if variant == "dropconnect" and p == 1.0:
+        raise ValueError(f"`p` must be < 1 for variant={variant!r}: the law is undefined at p = 1; got p=1.0.")
+    in_shape = None
+    if variant == "dropconnect":
+        if structure != "element":
+            raise ValueError(f"variant 'dropconnect' draws one mask entry per weight: `structure` must be "
+                             f"'element'; got {structure!r}.")
+        weight, shape, in_shape = dropconnect_iv(fn, weight, shape)
+    elif weight is not None:
+        raise ValueError(f"`weight` applies to variant='dropconnect' only; got variant={variant!r}.")
     if shape is None:
         shape = getattr(fn, "default_shape", None) or DEFAULT_SHAPE
     shape = check_shape(shape, "shape", max_elements=MAX_ELEMENTS)
@@ -155,9 +202,43 @@ def audit_iv(fn, p, keep, shape, calls, variant, structure, alpha, tolerance, se
         raise TypeError(f"`progress` must be a bool; got {progress!r}.")
     if name is not None and not isinstance(name, str):
         raise TypeError(f"`name` must be a string or None; got {name!r}.")
-    has_grad = callable(getattr(fn, "forward_backward", None))
+    has_grad = callable(getattr(fn, "forward_backward", None)) and variant != "dropconnect"
     return Plan(fn, name or describe(fn), p, q, variant, structure, shape, dt, dtype_name, calls,
-                 alpha, tolerance, ss, seed_repr, progress, has_grad)
+                alpha, tolerance, ss, seed_repr, progress, has_grad, weight, in_shape or shape)
+
+
+def dropconnect_iv(fn, weight, shape) -> tuple[np.ndarray, tuple, tuple]:
+    """``(weight, output shape, input shape)`` of a DropConnect audit.
+
+    The implementation is a linear layer with DropConnect, ``fn(x, training)
+    -> x @ (W * M / q).T`` on a batch ``x`` of shape ``(N, in)``; the audit
+    feeds the diagonal batch ``diag(v)`` (``N = in``), so each output
+    ``(k, i) = v_k W_ik M_ik / q`` is one weight's term.  ``weight`` (out,
+    in) is given or declared by the adapter (a torch module's ``.weight``);
+    it must be finite with no zero (a zero weight hides its mask).
+    """
+    if weight is None:
+        weight = getattr(fn, "weight", None)
+    if weight is None:
+        raise ValueError("variant 'dropconnect' needs the layer's weight: pass `weight=` (an (out, in) array) "
+                         "or audit an adapter that declares one (a torch module's .weight).")
+    try:
+        w = np.array(weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"`weight` must be a 2-D array (out, in); got {type(weight).__name__}.") from None
+    if w.ndim != 2 or 0 in w.shape:
+        raise ValueError(f"`weight` must be a non-empty 2-D array (out, in); got shape {w.shape}.")
+    if not np.all(np.isfinite(w)) or np.any(w == 0):
+        raise ValueError("`weight` must be finite with no zero entry (a zero weight's term is 0 whether kept "
+                         "or dropped, so its mask cannot be seen).")
+    n_in, n_out = w.shape[1], w.shape[0]
+    if shape is not None and tuple(shape) != (n_in, n_in):
+        raise ValueError(f"variant 'dropconnect' feeds the diagonal batch of shape (in, in) = {(n_in, n_in)}; "
+                         f"got shape={tuple(shape)} (leave `shape` unset).")
+    if n_in * max(n_in, n_out) > MAX_ELEMENTS:
+        raise ValueError(f"`weight` of shape {w.shape} is too large for a DropConnect audit (at most "
+                         f"{MAX_ELEMENTS:,} elements in the (in, in) input and the (in, out) output).")
+    return w, (n_in, n_out), (n_in, n_in)
 
 
 def check_names(plan: Plan, two_point: bool) -> list[str]:

@@ -38,11 +38,19 @@ def as_array(out) -> tuple[np.ndarray | None, str | None]:
 
 
 class Run:
-    """State of the calls made to ``fn`` (what the exact checks look at)."""
+    """State of the calls made to ``fn`` (what the exact checks look at).
 
-    def __init__(self, plan: Plan, x: np.ndarray):
+    ``x`` is the input fed (float64 values, representable in the dtype);
+    ``eval_ref`` the law's evaluation output (default ``x``), which eval
+    calls must return exactly (``exact_eval``) or within
+    :data:`~mcdrop.auditing.budget.SUPPORT_ULPS` ulp of the dtype.
+    """
+
+    def __init__(self, plan: Plan, x: np.ndarray, eval_ref: np.ndarray | None = None, *, exact_eval: bool = True):
         self.plan = plan
         self.x = x  # float64 reference values
+        self.eval_ref = (x if eval_ref is None else np.asarray(eval_ref, dtype=np.float64).reshape(plan.shape))
+        self.exact_eval = exact_eval
         self.x_dtype = x.astype(plan.dtype)
         self.x_feed = self.x_dtype.copy()
         self.fatal: tuple[str, str] | None = None  # (check name, reason)
@@ -93,14 +101,20 @@ class Run:
         arr = self.checked(out, f"eval call ({label})")
         if arr is not None and self.eval_bad is None:
             y = np.asarray(arr).astype(np.float64)
-            with np.errstate(invalid="ignore"):
-                diff = ~(y == self.x)
+            ref = self.eval_ref
+            with np.errstate(invalid="ignore", over="ignore"):
+                if self.exact_eval:
+                    diff = ~(y == ref)
+                else:
+                    tol = SUPPORT_ULPS * np.spacing(np.abs(ref).astype(self.plan.dtype)).astype(np.float64)
+                    diff = ~(np.abs(y - ref) <= tol)
             nd = int(np.count_nonzero(diff))
             if nd:
                 i = int(np.flatnonzero(diff.ravel())[0])
                 idx = np.unravel_index(i, self.plan.shape)
-                self.eval_bad = (f"eval call ({label}): {nd} of {y.size} outputs differ from x, e.g. at "
-                                 f"{tuple(int(j) for j in idx)}: {y.ravel()[i]!r} instead of {self.x.ravel()[i]!r}")
+                what = "x" if self.exact_eval else f"the law's eval output (within {SUPPORT_ULPS} ulp)"
+                self.eval_bad = (f"eval call ({label}): {nd} of {y.size} outputs differ from {what}, e.g. at "
+                                 f"{tuple(int(j) for j in idx)}: {y.ravel()[i]!r} instead of {ref.ravel()[i]!r}")
         self.check_input(f"an eval call ({label})")
 
 

@@ -25,7 +25,7 @@ from ..stats.dispersion import dispersion_from_hist
 from ..stats.normal import bonferroni_normal_interval, z_tail
 from ..stats.tails import BernoulliSum, TailModel, bennett_tail, chernoff_tail
 
-__all__ = ["check_element_independence", "check_call_independence", "check_structure", "FFT_TOL"]
+__all__ = ["check_element_independence", "check_call_independence", "check_structure", "pair_model", "FFT_TOL"]
 
 #: Float32 slack of the FFT sums, per summed term (each term is at most 1 in
 #: absolute value and carries a rounding error of ~1e-7): the observed sum is
@@ -327,12 +327,26 @@ def _offset_text(k_elem: int, shape) -> str:
 
 def _pair_model(info, n: int, lag: int, var: float) -> TailModel:
     """Null law of the sum over call pairs ``(c - lag, c)`` of their cross-correlation
-    at one offset (every offset has the same law).
+    at one offset (every offset has the same law); see :func:`pair_model`."""
+    kept, valid = info.kept, info.valid
+    i = np.arange(lag, kept.size)
+    ok = valid[i] & valid[i - lag] if i.size else np.zeros(0, dtype=bool)
+    b = i[ok]
+    a = b - lag
+    return pair_model(kept[a], info.a3[a], info.a4[a], kept[b], info.a3[b], info.a4[b], n, var, info.binary)
 
-    Given every earlier call, call ``c``'s arrangement is uniformly random,
-    so each pair's term has conditional mean 0 and variance ``1/(n-1)``
-    whatever the earlier calls were (the terms form a martingale; at a fixed
-    offset they are even independent), and conditional CGF bounds multiply.
+
+def pair_model(kept_a, a3_a, a4_a, kept_b, a3_b, a4_b, n: int, var: float, binary: bool) -> TailModel:
+    """Null law of a sum over pairs of calls ``(a_j, b_j)`` of their cross-correlation at one offset.
+
+    The pairs are calls of one stream ``lag`` apart, or calls of two
+    streams (:func:`mcdrop.audit_relation`); each array holds one value per
+    pair (kept units, ``sum(a**3)``, ``sum(a**4)`` of the standardised
+    signal; both calls valid).  Given everything before it, call ``b_j``'s
+    arrangement is uniformly random, so each pair's term has conditional
+    mean 0 and variance ``1/(n-1)`` whatever the earlier calls were (the
+    terms form a martingale; at a fixed offset they are even independent),
+    and conditional CGF bounds multiply.
 
     * Edgeworth criterion: ``kappa3 = A3 A3' / n`` and ``kappa4 = A4 (A4' -
       3/n) / n`` per pair (values as independent draws).
@@ -345,21 +359,16 @@ def _pair_model(info, n: int, lag: int, var: float) -> TailModel:
       :class:`BernoulliSum`, sign ``+`` when both minorities are of the same
       kind.
     """
-    kept, valid = info.kept, info.valid
-    i = np.arange(lag, kept.size)
-    ok = valid[i] & valid[i - lag] if i.size else np.zeros(0, dtype=bool)
-    b = i[ok]
-    a = b - lag
     nf = float(n)
-    k3 = float(np.sum(info.a3[a] * info.a3[b])) / nf
-    k4 = float(np.sum(info.a4[a] * (info.a4[b] - 3.0 / nf))) / nf
+    k3 = float(np.sum(a3_a * a3_b)) / nf
+    k4 = float(np.sum(a4_a * (a4_b - 3.0 / nf))) / nf
     g3 = k3 / var**1.5 if var > 0 else math.inf
     g4 = k4 / var**2 if var > 0 else math.inf
     upper = [lambda t: bennett_tail(var, 1.0, t)]
     lower = [lambda t: bennett_tail(var, 1.0, t)]
-    if info.binary and b.size:
-        mu_a, s_a = _minority(kept[a], n)
-        mu_b, s_b = _minority(kept[b], n)
+    if binary and np.size(kept_b):
+        mu_a, s_a = _minority(kept_a, n)
+        mu_b, s_b = _minority(kept_b, n)
         lo, hi = np.minimum(mu_a, mu_b), np.maximum(mu_a, mu_b)
         key = (lo * (n + 1) + hi) * 2 + (s_a * s_b > 0)
         uk, cnt = np.unique(key, return_counts=True)

@@ -187,7 +187,8 @@ def check_variance(st, law, eta: float) -> PendingCheck:
     se = math.sqrt(max(kurt - 1.0, 0.0) / (st.n_units * C))
     z, _ = band_z_test(est, se, 1.0, eta)
     pv = _variance_pvalue(law, est, st.n_units * C, eta)
-    law_txt = {"inverted": "x^2 p/q", "alpha": "a^2 p q (x - alpha')^2", "gaussian": "x^2 p/q"}[law.variant]
+    law_txt = {"inverted": "x^2 p/q", "alpha": "a^2 p q (x - alpha')^2", "gaussian": "x^2 p/q",
+               "standard": "x^2 p q", "dropconnect": "(v_k W_ik)^2 p/q"}[law.variant]
     return PendingCheck(
         name="variance", pvalue=pv, estimate=est, expected=1.0, statistic=z,
         detail=(f"pooled Var[y]/({law_txt}) = {est:.6g} (mean of ((y - E y)/sd)^2 over "

@@ -112,7 +112,7 @@ class AuditReport:
         lines = [
             f"mcdrop audit: {self.verdict.upper()}  {self.target}",
             f"claimed: {self.variant} dropout, p={self.p:g} (keep q={self.q:g}), structure="
-            f"{self.structure}; input {tuple(self.shape)} {self.dtype}, {self.calls:,} training calls "
+            f"{self.structure}; {self._input_text()} {self.dtype}, {self.calls:,} training calls "
             f"({self.draws:,} mask draws), seed={self.seed}, {self.elapsed_s:.2f} s",
             f"family-wise false-alarm bound alpha={self.alpha:g} over {m} checks (Holm"
             + (f"; tolerance band +-{self.tolerance:g} for mean and keep rate" if self.tolerance else "")
@@ -137,6 +137,12 @@ class AuditReport:
         lines.append("")
         lines.append(self.table())
         return "\n".join(lines)
+
+    def _input_text(self) -> str:
+        if self.variant == "dropconnect" and len(self.shape) == 2:
+            n = self.shape[0]
+            return f"diagonal input batch ({n}, {n}) -> outputs {tuple(self.shape)}"
+        return f"input {tuple(self.shape)}"
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (the schema :mod:`mcdrop.report` renders)."""

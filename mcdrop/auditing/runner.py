@@ -44,21 +44,25 @@ __all__ = ["audit", "environment"]
 
 
 def audit(fn, p=None, *, keep=None, shape=None, calls=None, variant=None, structure=None,
-          alpha=1e-6, tolerance=None, seed=0, dtype="float32", progress=False, name=None) -> AuditReport:
+          alpha=1e-6, tolerance=None, seed=0, dtype="float32", progress=False, name=None, device=None,
+          weight=None) -> AuditReport:
     """Audit a dropout implementation with a battery of statistical checks.
 
     Parameters
     ----------
-    fn : callable
+    fn : callable or framework object
         ``fn(x: numpy.ndarray, training: bool) -> array``; it owns its
-        randomness (a fresh mask each training call).  Framework objects:
-        wrap them with :mod:`mcdrop.adapters` (``torch_module``,
-        ``flax_dropout``, ``keras_layer``, ...).  The output may be any
-        array NumPy can convert.
+        randomness (a fresh mask each training call).  The output may be
+        any array NumPy can convert.  Framework objects are adapted
+        automatically (:func:`mcdrop.adapters.adapt`): any
+        ``torch.nn.Module`` (custom modules too; ``train()``/``eval()`` per
+        call, with a gradient check), a torch functional dropout (with
+        ``p``), a ``flax.nnx`` module, a Keras 3 layer; anything else gets
+        a ``TypeError`` saying what is accepted.
     p : float, optional
         The **drop** probability the implementation claims, in [0, 1].
-        Give ``p`` or ``keep``, not both.  Default: the adapter's own ``p``
-        if ``fn`` is an adapter, else 0.3.
+        Give ``p`` or ``keep``, not both.  Default: the object's own ``p``
+        (``p``/``rate`` attribute, or the adapter's), else 0.3.
     keep : float, optional
         The **keep** probability ``q = 1 - p`` instead of ``p``.
     shape : tuple of int, optional
@@ -69,10 +73,12 @@ def audit(fn, p=None, *, keep=None, shape=None, calls=None, variant=None, struct
         detect a 0.1% relative bias with power 0.99 at its share of
         ``alpha`` (about 2.6e7 draws at p = 0.3, alpha = 1e-6), and at
         least 100.
-    variant : {"inverted", "alpha", "gaussian"}, optional
-        The law claimed (default: the adapter's, else ``"inverted"``):
-        inverted ``y = x m / q``; AlphaDropout's affine law; Gaussian
-        ``y = x N(1, p/q)``.
+    variant : {"inverted", "standard", "gaussian", "alpha", "dropconnect"}, optional
+        The law claimed (default: the adapter's, else ``"inverted"``), one
+        of :data:`mcdrop.laws.VARIANTS`: inverted ``y = x m / q``; standard
+        ``y = x m`` with eval output ``q x`` (Paddle's
+        ``downgrade_in_infer``); Gaussian ``y = x N(1, p/q)``;
+        AlphaDropout's affine law; DropConnect (see ``weight``).
     structure : {"element", "channel", "sample"}, optional
         The unit of the mask (default: the adapter's, else ``"element"``):
         one draw per element, per ``(n, c)`` slice (Dropout1d/2d/3d), or
@@ -94,6 +100,18 @@ def audit(fn, p=None, *, keep=None, shape=None, calls=None, variant=None, struct
     name : str, optional
         Name of the implementation in the report (default: the adapter's
         name or ``fn``'s qualified name).
+    device : str or torch.device, optional
+        torch objects: where the inputs go (default: the module's own
+        device).
+    weight : array_like, optional
+        ``variant="dropconnect"``: the layer's weight ``W`` (out, in)
+        (default: the adapter's, e.g. a torch module's ``.weight``).  The
+        implementation is a linear layer with DropConnect, ``fn(x,
+        training) -> x @ (W * M / q).T``; the audit feeds the diagonal batch
+        ``diag(v)`` (shape (in, in)), so output ``(k, i)`` is the one term
+        ``v_k W_ik M_ik / q`` and the battery audits one mask draw per
+        weight (a torch module's bias is zeroed during the calls; no
+        gradient check).
 
     Returns
     -------
@@ -114,7 +132,9 @@ def audit(fn, p=None, *, keep=None, shape=None, calls=None, variant=None, struct
     ``finite``, ``support``, ``gradient`` (adapters that can
     differentiate), ``keep_rate``, ``mean``, ``variance``, ``dispersion``,
     ``element_independence``, ``call_independence`` and ``structure``
-    (channel/sample).  Checks that do not apply are left out (Gaussian
+    (channel/sample).  ``eval_identity`` compares evaluation outputs with
+    the law's: ``x`` exactly, or ``q x`` within 4 ulp for standard
+    dropout.  Checks that do not apply are left out (Gaussian
     dropout has no mask, hence no ``support``, ``keep_rate``,
     ``dispersion``, ``structure``; at ``p = 1`` there is no ``mean`` or
     ``variance`` law).  See :mod:`mcdrop.auditing` for the tests.
@@ -132,15 +152,20 @@ def audit(fn, p=None, *, keep=None, shape=None, calls=None, variant=None, struct
     'pass'
     """
     plan = audit_iv(fn, p, keep, shape, calls, variant, structure, alpha, tolerance, seed, dtype,
-                    progress, name)
+                    progress, name, device, weight)
+    fn = plan.fn
     t0 = time.perf_counter()
     g_in = input_rng(plan.seed_ss)
-    x = make_input(g_in, plan.shape, plan.dtype)
+    if plan.weight is None:
+        x = x_law = make_input(g_in, plan.shape, plan.dtype)
+    else:  # DropConnect: the diagonal batch; the law is about the terms v_k W_ik
+        v = make_input(g_in, plan.in_shape[:1], plan.dtype)
+        x, x_law = np.diag(v), v[:, None] * plan.weight.T
     cot = make_input(g_in, plan.shape, plan.dtype) if plan.has_grad else None
-    law = variant_law(plan.variant, plan.p, structure=plan.structure).elementwise(x, plan.dtype, SUPPORT_ULPS)
+    law = variant_law(plan.variant, plan.p, structure=plan.structure).elementwise(x_law, plan.dtype, SUPPORT_ULPS)
     layout = unit_layout(plan.shape, plan.structure)
     S, G = layout.unit_size, layout.group_size
-    n = x.size
+    n = x_law.size
     n_units = layout.n_units
     names = check_names(plan, law.two_point)
     m = len(names)
@@ -153,7 +178,7 @@ def audit(fn, p=None, *, keep=None, shape=None, calls=None, variant=None, struct
     batch = max(1, min(256, 2**21 // n))
     buf_dtype = np.float32 if plan.dtype == np.float32 else np.float64
     st = AuditStream(law, n, S, G, fft_calls(calls_req, n_units), batch, buf_dtype)
-    run = Run(plan, x)
+    run = Run(plan, x, law.eval_value(x_law), exact_eval=law.eval_scale == 1.0 and plan.weight is None)
 
     trace_c: list[int] = []
     trace_v: list[float] = []

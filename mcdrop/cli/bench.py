@@ -33,7 +33,7 @@ import numpy as np
 from ..core import bitplane, rng
 from ..sampling import simulate
 
-__all__ = ["run_benchmark", "numpy_baseline", "timed_rounds", "entropy", "peak_rss", "SIZES"]
+__all__ = ["run_benchmark", "numpy_baseline", "timed_rounds", "wait_idle", "entropy", "peak_rss", "SIZES"]
 
 #: (elements, samples) of section A: the issue's sizes.
 SIZES = ((64, 1_000_000), (1024, 40_000), (8192, 10_000))

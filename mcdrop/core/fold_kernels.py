@@ -15,10 +15,14 @@ off-support values, units partly kept, units kept)``.
 
 from __future__ import annotations
 
+import math
+
 import numba as nb
 import numpy as np
 
-__all__ = ["fold_two_point", "fold_gaussian"]
+from .rng import MASK32, SH32, philox_block
+
+__all__ = ["fold_two_point", "fold_gaussian", "canonical_two_point"]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -199,3 +203,122 @@ def fold_gaussian(ybuf, nrows: int, mu, zscale, unit_size: int, s1, s2, signal, 
     ``per_call`` as in :func:`fold_two_point`.
     """
     _gaussian_units(ybuf, nrows, mu, zscale, unit_size, s1, s2, signal, per_call)
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _canonical(xs, ys, nrows, kind, q, a, b, drop, dtol, drop_ok, ulps, tol_abs, mant, emin, S, S_out, call0,
+               thr, k0, k1, kept_ref, drop_ref, out, stats, first, first_val):
+    n = xs.shape[1]
+    n_units = n // S
+    status = np.empty(S, dtype=np.int8)  # 1 kept, 0 dropped, 2 not shown
+    # the grid spacing at |v| is at most |v| 2^(1 - mant) (the smallest subnormal below the normals)
+    rel = math.ldexp(1.0, 1 - mant)
+    tiny = math.ldexp(1.0, emin - mant)
+    for r in range(nrows):
+        for u in range(n_units):
+            nk = 0
+            nd = 0
+            base = u * S
+            for j in range(S):
+                e = base + j
+                x = np.float64(xs[r, e])
+                y = np.float64(ys[r, e])
+                if (y - y) != 0.0:  # NaN or inf: shows nothing
+                    stats[0] += 1
+                    status[j] = 2
+                    continue
+                if kind == 0:
+                    kv = x / q
+                    tol = ulps * max(abs(kv) * rel, tiny)
+                else:
+                    kv = a * x + b
+                    tol = ulps * max(abs(kv) * rel, abs(a * x) * rel, tol_abs, tiny)
+                is_drop = abs(y - drop) <= dtol
+                is_kept = abs(y - kv) <= tol
+                if not is_drop:
+                    status[j] = 1  # not the dropped value: kept (a wrong value also fails the support)
+                    nk += 1
+                    if not is_kept:
+                        stats[1] += 1
+                        if first[0] < 0:
+                            first[0] = r
+                            first[1] = e
+                            first_val[0] = y
+                            first_val[1] = x
+                            first_val[2] = kv
+                elif is_kept:
+                    status[j] = 2  # kept and dropped values coincide (x = 0): the mask is hidden
+                elif drop_ok:
+                    status[j] = 0
+                    nd += 1
+                else:  # p = 0: a dropped value is off the support
+                    status[j] = 2
+                    stats[1] += 1
+                    if first[0] < 0:
+                        first[0] = r
+                        first[1] = e
+                        first_val[0] = y
+                        first_val[1] = x
+                        first_val[2] = kv
+            stats[2] += nk + nd
+            if nk > 0 and nd == 0:
+                unit = 1
+            elif nd > 0 and nk == 0:
+                unit = 0
+            elif nk == 0 and nd == 0:
+                # nothing shown: a fresh Bernoulli(q) draw, word u % 4 of Philox block (call, u // 4)
+                c = np.uint64(call0 + r)
+                ub = np.uint64(u // 4)
+                w0, w1, w2, w3 = philox_block(c & MASK32, c >> SH32, ub & MASK32, ub >> SH32, k0, k1)
+                j4 = u % 4
+                w = w0 if j4 == 0 else (w1 if j4 == 1 else (w2 if j4 == 2 else w3))
+                unit = 1 if w < thr else 0
+            else:
+                unit = -1  # partly kept: each element as shown
+            if S_out != S:  # reduced units of two elements: kept, dropped, or one of each (partly kept)
+                o = u * 2
+                k0 = unit != 0
+                k1 = unit == 1
+                out[r, o] = kept_ref[o] if k0 else drop_ref
+                out[r, o + 1] = kept_ref[o + 1] if k1 else drop_ref
+                continue
+            for j in range(S):
+                if unit == 1:
+                    k = True
+                elif unit == 0:
+                    k = False
+                else:
+                    k = status[j] == 1
+                out[r, base + j] = kept_ref[base + j] if k else drop_ref
+
+
+def canonical_two_point(xs, ys, nrows: int, *, divide: bool, q: float, a: float, b: float, drop_value: float,
+                        drop_tol: float, drop_ok: bool, ulps: float, tol_abs: float, mantissa: int,
+                        min_exponent: int, unit_size: int, call0: int, threshold: int, key, kept_ref,
+                        drop_ref: float, out, stats, first, first_val, out_unit_size: int | None = None) -> None:
+    """Re-express calls with varying inputs as calls on one reference input (in place).
+
+    For each row ``r`` and element ``e``: the kept value of the input
+    ``xs[r, e]`` is ``x / q`` (``divide``) or ``a x + b``, with a tolerance
+    of ``ulps`` grid spacings bounded above by ``|v| 2**(1 - mantissa)``
+    (at most twice the spacing at ``v``; the subnormal spacing
+    ``2**(min_exponent - mantissa)`` near 0; ``tol_abs`` a floor for the
+    affine map); the
+    output ``ys[r, e]`` is dropped (the dropped value, not the kept one),
+    kept (anything else finite; off the support unless the kept value), or
+    shows nothing (the two values coincide, or non-finite).  A unit of
+    ``unit_size`` elements takes the mask its shown elements agree on, a
+    fresh Bernoulli draw when none is shown (word ``u % 4`` of Philox
+    block ``(call0 + r, u // 4)`` under ``key``, kept when below
+    ``threshold``: :func:`mcdrop.core.rng.keep_threshold`), or stays
+    partly kept.  ``out[r]`` gets ``kept_ref`` where kept, ``drop_ref`` where
+    dropped; with ``out_unit_size=2`` (units of more than two elements)
+    each unit is written as two elements: both kept, both dropped, or one
+    of each when partly kept.  ``stats`` accumulates (non-finite, off-support, shown)
+    counts; ``first``/``first_val`` record the first off-support (row,
+    element) and (output, input, kept value).
+    """
+    k = np.asarray(key, dtype=np.uint64)
+    _canonical(xs, ys, nrows, 0 if divide else 1, q, a, b, drop_value, drop_tol, drop_ok, ulps, tol_abs,
+               mantissa, min_exponent, unit_size, out_unit_size or unit_size, int(call0), np.uint64(threshold),
+               k[0], k[1], kept_ref, drop_ref, out, stats, first, first_val)

@@ -68,6 +68,10 @@ class ElementLaw:
     kurtosis : float
         ``E[z**4]`` of the standardised output (two-point:
         ``(1 - 3 p q) / (p q)``; Gaussian: 3).
+    eval_scale : float
+        The evaluation-mode output is ``eval_scale * x``: 1 for every
+        variant but standard dropout, whose inference output is ``q x``
+        (Paddle's ``downgrade_in_infer``).
     """
 
     variant: str
@@ -84,6 +88,12 @@ class ElementLaw:
     drop_ok: bool
     grad_kept: float | None
     kurtosis: float
+    eval_scale: float = 1.0
+
+    def eval_value(self, x) -> np.ndarray:
+        """The evaluation-mode output for the input values ``x`` (flat float64)."""
+        xf = np.ascontiguousarray(x, dtype=np.float64).ravel()
+        return xf.copy() if self.eval_scale == 1.0 else self.eval_scale * xf
 
     @property
     def random(self) -> bool:
@@ -202,16 +212,17 @@ class DropoutLaw:
         n = xf.size
         zeros = np.zeros(n)
         sgn = np.where(xf < 0, -1.0, 1.0)
+        es = float(getattr(self, "eval_scale", 1.0))
         if p == 0.0:
             return ElementLaw(self.variant, p, q, True, xf.copy(), zeros, sgn, xf.copy(), zeros.copy(),
-                              0.0, 0.0, False, 1.0, math.nan)
+                              0.0, 0.0, False, 1.0, math.nan, es)
         if p == 1.0:
             if self.undefined_at_p1 is not None:
                 raise ValueError(
                     f"`p` must be < 1 for variant={self.variant!r}: {self.undefined_at_p1}; got p=1.0."
                 )
             return ElementLaw(self.variant, p, q, True, zeros.copy(), zeros.copy(), sgn, np.full(n, np.inf),
-                              zeros.copy(), 0.0, 0.0, True, 0.0, math.nan)
+                              zeros.copy(), 0.0, 0.0, True, 0.0, math.nan, es)
         return self._elementwise(xf, np.dtype(dtype), float(ulps))
 
     def _elementwise(self, xf: np.ndarray, dt: np.dtype, ulps: float) -> ElementLaw:

@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 from .._validation import check_x
-from .base import DropoutLaw
+from .base import DropoutLaw, ElementLaw, spacing
 
 __all__ = ["DropConnectLaw", "check_weight"]
 
@@ -97,3 +97,17 @@ class DropConnectLaw(DropoutLaw):
 
     def describe(self) -> str:
         return f"{self._name()}: p = {self.p:g}, kept scale {self.scale:.6g}"
+
+    def _elementwise(self, xf: np.ndarray, dt: np.dtype, ulps: float) -> ElementLaw:
+        """Per-*weight* law: ``xf`` are the products ``x_j W_ij`` of one input row and a weight each.
+
+        An audit feeds a DropConnect layer a diagonal batch (row ``k`` is
+        ``v_k e_k``), so output ``(k, i)`` is ``v_k W_ik M_ik scale``: one
+        weight's term, kept or dropped — inverted dropout on the products.
+        """
+        p, q = self.p, self.q
+        kept = xf * self.scale
+        tol = ulps * spacing(kept, dt)
+        return ElementLaw(self.variant, p, q, True, q * kept, np.abs(kept) * math.sqrt(p * q),
+                          np.where(xf < 0, -1.0, 1.0), kept, tol, 0.0, 0.0, True, self.scale,
+                          (1.0 - 3.0 * p * q) / (p * q))

@@ -147,7 +147,7 @@ class TwoPointLaw(DropoutLaw):
         tol = ulps * spacing(kept, dt)
         return ElementLaw(self.variant, p, q, True, q * kept, np.abs(kept) * math.sqrt(p * q),
                           np.where(xf < 0, -1.0, 1.0), kept, tol, 0.0, 0.0, True, self.scale,
-                          (1.0 - 3.0 * p * q) / (p * q))
+                          (1.0 - 3.0 * p * q) / (p * q), self.eval_scale)
 
 
 @dataclass(frozen=True)

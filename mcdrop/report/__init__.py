@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .loading import load_result, validate_result
 
-__all__ = ["render", "render_verify", "render_audit", "load_result", "validate_result"]
+__all__ = ["render", "render_verify", "render_audit", "render_model_audit", "load_result", "validate_result"]
 
 
 def render_verify(result: dict, path, *, timestamp: bool = False) -> None:
@@ -43,14 +43,29 @@ def render_audit(result: dict, path, *, timestamp: bool = False) -> None:
     return render(result, path, timestamp=timestamp, _expect="mcdrop.AuditReport")
 
 
+def render_model_audit(result: dict, path, *, timestamp: bool = False) -> None:
+    """Write the PDF report of a :func:`mcdrop.audit_model` result dict to ``path``.
+
+    Parameters
+    ----------
+    result : dict
+        ``ModelAuditReport.to_dict()`` or the same JSON loaded from disk.
+    path : str or path-like
+        Output PDF (written atomically: never left partial).
+    timestamp : bool, default False
+        Add the rendering date (page 1 and PDF metadata).
+    """
+    return render(result, path, timestamp=timestamp, _expect="mcdrop.ModelAuditReport")
+
+
 def render(result: dict, path, *, timestamp: bool = False, _expect: str | None = None) -> None:
     """Render any mcdrop result dict to a PDF, dispatching on its ``type``.
 
     Parameters
     ----------
     result : dict
-        ``to_dict()`` of a VerifyResult, an AuditReport or a LawSuiteResult
-        (or its JSON).  A VerifyResult of another variant or structure and
+        ``to_dict()`` of a VerifyResult, an AuditReport, a
+        ModelAuditReport or a LawSuiteResult (or its JSON).  A VerifyResult of another variant or structure and
         a LawSuiteResult go to :mod:`mcdrop.report.laws_report`.
     path : str or path-like
         Output PDF.  Its directory is created if needed; the file is written
@@ -75,6 +90,8 @@ def render(result: dict, path, *, timestamp: bool = False, _expect: str | None =
             from .verify_report import render_verify as _render
     elif kind == "mcdrop.LawSuiteResult":
         from .laws_report import render_law_suite as _render
+    elif kind == "mcdrop.ModelAuditReport":
+        from .model_report import render_model_audit as _render
     else:
         from .audit_report import render_audit as _render
     try:

@@ -17,12 +17,14 @@ from ..results import VERDICTS
 
 __all__ = ["load_result", "validate_result", "KNOWN_TYPES"]
 
-KNOWN_TYPES = ("mcdrop.VerifyResult", "mcdrop.AuditReport", "mcdrop.LawSuiteResult")
+KNOWN_TYPES = ("mcdrop.VerifyResult", "mcdrop.AuditReport", "mcdrop.LawSuiteResult", "mcdrop.ModelAuditReport")
 _REQUIRED = {
     "mcdrop.VerifyResult": ("verdict", "alpha", "sections", "simulations"),
     "mcdrop.AuditReport": ("verdict", "alpha", "checks", "p"),
     "mcdrop.LawSuiteResult": ("verdict", "alpha", "sections", "name", "title"),
+    "mcdrop.ModelAuditReport": ("verdict", "alpha", "checks", "sites", "target", "inputs", "calls"),
 }
+_SITE_KEYS = ("name", "kind", "op", "verdict", "checks")
 _SECTION_KEYS = ("name", "title", "control", "simulation", "checks", "p", "q", "samples")
 _SIM_KEYS = ("p", "q", "samples", "x", "shape", "keep_counts", "keep_count_hist", "trace")
 _TRACE_KEYS = ("samples", "mean", "sd")
@@ -110,6 +112,13 @@ def validate_result(d, source: str = "result") -> dict:
             _need(sim["trace"], _TRACE_KEYS, f"simulations[{k!r}].trace", source)
     elif kind == "mcdrop.AuditReport":
         _checks(d["checks"], "checks", source)
+    elif kind == "mcdrop.ModelAuditReport":
+        _checks(d["checks"], "checks", source)
+        if not isinstance(d["sites"], list):
+            raise ValueError(f"{source}: `sites` must be a list.")
+        for i, s in enumerate(d["sites"]):
+            _need(s, _SITE_KEYS, f"sites[{i}]", source)
+            _checks(s["checks"], f"sites[{i}].checks", source)
     else:
         if not isinstance(d["sections"], list):
             raise ValueError(f"{source}: `sections` must be a list.")

@@ -54,11 +54,12 @@ __all__ = [
     "fmt_pvalue",
     "fmt_interval",
     "COLORS",
+    "A4",
 ]
 
 A4 = (8.27, 11.69)
 ROWS_FIRST_PAGE = 30
-ROWS_PER_PAGE = 52
+ROWS_PER_PAGE = 56
 COLORS = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#9a6700", "expected": "#57606a"}
 
 #: Matplotlib settings of every report page: TrueType fonts (text stays
@@ -548,7 +549,7 @@ def verdict_table_pages(pdf, rows, *, skip: int = 0, legend: str | None = None) 
         fig = plt.figure(figsize=A4)
         fig.text(0.5, 0.975, f"Verdict table (rows {start + 1}-{start + len(chunk)} of {len(rows)})",
                  ha="center", va="top", fontsize=12, weight="bold")
-        y = _table(fig, chunk, top=0.94, row_h=0.0155)
+        y = _table(fig, chunk, top=0.94, row_h=0.0147)
         if start + ROWS_PER_PAGE >= len(rows):
             text_lines(fig, 0.035, y - 0.006, legend, width=120, fontsize=7.5, color="#57606a")
         finish_page(pdf, fig)
