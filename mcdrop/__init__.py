@@ -23,6 +23,7 @@ _LAZY = {
     "audit": "mcdrop.auditing",
     "AuditReport": "mcdrop.auditing.report",
     "plan": "mcdrop.stats",
+    "power_curve": "mcdrop.auditing",
     "detectable_bias": "mcdrop.stats",
     "CheckResult": "mcdrop.results",
     "ConfidenceInterval": "mcdrop.results",

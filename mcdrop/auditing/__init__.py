@@ -15,13 +15,18 @@ family-wise false-alarm rate of at most ``alpha`` (Holm) and a stated
 ``battery``        every check, decided as one family; plot data
 ``moment_checks``  ``mean`` and ``variance``
 ``independence``   ``element_independence``, ``call_independence``, ``structure``
+``effects``        each check's smallest detectable effect, in its own unit
 ``report``         :class:`AuditReport`
+``injected``       correct dropouts with one check's effect injected, by size
+``power``          :func:`power_curve`: measured detection rate against effect size
 =================  ==========================================================
 """
 
 from .budget import DEFAULT_SHAPE
 from .inputs import MAX_ELEMENTS, audit_input
+from .power import PowerCurve, PowerStudy, power_curve, power_study
 from .report import AuditReport
 from .runner import audit
 
-__all__ = ["audit", "AuditReport", "audit_input", "DEFAULT_SHAPE", "MAX_ELEMENTS"]
+__all__ = ["audit", "AuditReport", "audit_input", "power_curve", "PowerCurve", "power_study", "PowerStudy",
+           "DEFAULT_SHAPE", "MAX_ELEMENTS"]

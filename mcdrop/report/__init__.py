@@ -49,7 +49,7 @@ def render(result: dict, path, *, timestamp: bool = False, _expect: str | None =
     Parameters
     ----------
     result : dict
-        ``to_dict()`` of a VerifyResult, an AuditReport or a LawSuiteResult
+        ``to_dict()`` of a VerifyResult, an AuditReport, a LawSuiteResult or a PowerStudy
         (or its JSON).  A VerifyResult of another variant or structure and
         a LawSuiteResult go to :mod:`mcdrop.report.laws_report`.
     path : str or path-like
@@ -75,6 +75,8 @@ def render(result: dict, path, *, timestamp: bool = False, _expect: str | None =
             from .verify_report import render_verify as _render
     elif kind == "mcdrop.LawSuiteResult":
         from .laws_report import render_law_suite as _render
+    elif kind == "mcdrop.PowerStudy":
+        from .power_report import render_power as _render
     else:
         from .audit_report import render_audit as _render
     try:
