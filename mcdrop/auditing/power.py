@@ -165,7 +165,7 @@ def _g(v) -> str:
     return "none" if v is None else f"{v:.3g}"
 
 
-def _power_curve_iv(check, effects, budget, repeats, seed, p, shape, alpha):
+def _power_curve_iv(check, effects, budget, repeats, seed, p, alpha):
     if not isinstance(check, str) or check not in FAMILIES:
         raise ValueError(f"`check` must be one of {list(POWER_CHECKS)}; got {check!r}.")
     if effects is not None:
@@ -239,8 +239,7 @@ def power_curve(check: str, effects=None, budget: int | None = None, repeats: in
     >>> c.rates.tolist()
     [0.0, 1.0]
     """
-    effects, budget, repeats, seed, p, alpha = _power_curve_iv(check, effects, budget, repeats, seed, p,
-                                                               shape, alpha)
+    effects, budget, repeats, seed, p, alpha = _power_curve_iv(check, effects, budget, repeats, seed, p, alpha)
     fam = FAMILIES[check]
     shape = tuple(shape or fam.shape or DEFAULT_SHAPE)
     t0 = time.perf_counter()

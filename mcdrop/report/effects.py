@@ -20,7 +20,7 @@ SHORT_UNITS = {
     "relative keep-rate error": "rel. rate",
     "relative mean bias": "rel. bias",
     "relative variance error": "rel. var",
-    "rms relative spread of unit keep rates": "rate spread",
+    "rms relative spread of keep rates": "rate spread",
     "correlation": "corr.",
 }
 

@@ -49,7 +49,7 @@ def plain_summary(d: dict) -> list[str]:
               f"{first['calls']:,} training calls of a {tuple(first['shape'])} float32 input at p = "
               f"{first['p']:g}")
     paras = [
-        f"mcdrop's audit judges 14 checks together so that a correct dropout fails at most alpha = "
+        f"mcdrop's audit judges all its checks together so that a correct dropout fails at most alpha = "
         f"{float(d['alpha']):g} of the time. A PASS does not prove an implementation right: it rules out "
         f"every defect large enough to be caught with probability {d['power']} or more. At {budget} "
         f"these are:",
@@ -112,7 +112,7 @@ def _summary_page(pdf, d: dict, timestamp: bool) -> None:
         y = text_lines(fig, 0.06, y, para.replace("  - ", "• ", 1), width=100 if not indent else 97,
                        fontsize=9, indent=indent) - 0.004
     y -= 0.01
-    cols = [("check", 22), ("stated effect", 14), ("unit", 30), ("0.99 crossing", 14), ("rate at stated", 15),
+    cols = [("check", 21), ("stated effect", 14), ("unit", 34), ("0.99 crossing", 14), ("rate at stated", 15),
             ("audits", 7)]
     fs = 7.6
     char = 0.60205 * fs / 72 / A4[0]
@@ -139,18 +139,23 @@ def _summary_page(pdf, d: dict, timestamp: bool) -> None:
         y -= 0.0145
     y -= 0.008
     env = d.get("environment") or {}
-    y = text_lines(fig, 0.05, y, "What each check's statement means (as printed in audit reports):",
-                   width=120, fontsize=8, weight="bold")
-    for c in d["curves"]:
-        if c.get("statement"):
-            y = text_lines(fig, 0.05, y, f"{c['check']}: {c['statement']}", width=140, fontsize=6.8,
-                           color="#24292f") + 0.001
-    y -= 0.006
     date = f"; {date_line(d, timestamp)}" if timestamp else ""
     text_lines(fig, 0.05, y, f"Seed {d.get('seed')}; alpha = {float(d['alpha']):g}; versions: "
                f"{versions_line(env)}{date}. Regenerate with `python scripts/power_report.py` "
                "(or `mcdrop power --report reports/power.pdf`).", width=140, fontsize=6.8, color="#57606a")
     finish_page(pdf, fig)
+    statements = [c for c in d["curves"] if c.get("statement")]
+    if statements:
+        fig = plt.figure(figsize=A4)
+        y = header(fig, "What each check's statement means",
+                   "The sentence every audit report prints for each check (JSON: "
+                   "checks[i].extra.detectable_effect.text), at the budget measured here.", width=100)
+        for c in statements:
+            fig.text(0.06, y, c["check"], ha="left", va="top", fontsize=9.5, weight="bold",
+                     family="DejaVu Sans Mono")
+            y -= 10 * 1.35 / 72 / A4[1]
+            y = text_lines(fig, 0.06, y, c["statement"], width=110, fontsize=8.5, indent=0.02) - 0.008
+        finish_page(pdf, fig)
 
 
 def _panel(ax, c: dict) -> None:
@@ -236,10 +241,10 @@ def render_power(d: dict, path, *, timestamp: bool = False) -> None:
                 fig, axes = grid_page(
                     "Detection rate against effect size",
                     "Each panel: how often the check failed in seeded audits of a correct dropout with that "
-                    "check's defect injected at the size on the x axis (dots, 95% Clopper-Pearson band), the "
-                    "effect the audit states it detects with power 0.99 (green), the 0.99 line (red dashes) "
-                    "and the family-wise alpha (grey dots). Confirmed: the rate reaches 0.99 at or left of "
-                    "the green line.",
+                    "check's defect injected at the size on the x axis (dots, 95% Clopper-Pearson interval), "
+                    "the effect the audit states it detects with probability >= 0.99 (green), the 0.99 line "
+                    "(red dashes) and the family-wise alpha (grey dots). Confirmed: the rate reaches 0.99 at "
+                    "or left of the green line.",
                     2, 2, hspace=0.55, wspace=0.3, bottom=0.15, left=0.09, right=0.97)
                 for ax, c in zip(axes.ravel(), chunk):
                     _panel(ax, c)
