@@ -299,22 +299,25 @@ def _critical_sum(model, k_tests: int, a_check: float, sd: float, t_max: float) 
     regula falsi (Illinois) on the log p-value against ``t**2`` (tails fall
     off like a Gaussian's), to within 5% of the p-value and on the safe side."""
     t0 = z_tail(a_check / (2.0 * k_tests)) * sd
+    if not (math.isfinite(t0) and t0 > 0.0 and t_max > 0.0):
+        return None  # no spread under the null (a degenerate call): nothing to state
     log_a = math.log(a_check)
 
     def g(t):
         return math.log(max(k_tests * model.pvalue(t)[0], 1e-300)) - log_a
 
-    g_lo = g(t0)
+    lo = min(t0, t_max)
+    g_lo = g(lo)
     if g_lo <= 1e-9:
-        return t0
-    lo, hi = t0, min(1.5 * t0, t_max)
-    g_hi = g(hi)
-    while g_hi > 0.0:
-        if hi >= t_max:
+        return lo
+    while True:  # lo grows by half each step up to t_max: at most log(t_max/t0)/log(1.5) steps
+        if lo >= t_max:
             return None
-        lo, g_lo = hi, g_hi
-        hi = min(1.5 * hi, t_max)
+        hi = min(1.5 * lo, t_max)
         g_hi = g(hi)
+        if g_hi <= 0.0:
+            break
+        lo, g_lo = hi, g_hi
     side = 0
     for _ in range(40):
         if -0.05 <= g_hi <= 0.0 or hi - lo <= 1e-6 * hi:
