@@ -3,9 +3,9 @@
 Top-level names are imported lazily (PEP 562), so ``import mcdrop`` stays
 cheap (the pytest plugin relies on that) and Numba compiles nothing until a
 kernel is first used.  Modules are never named like the function they
-export (``simulate`` lives in ``sampling.py``, ``verify`` in
-``verification.py``, ``audit`` in ``auditing.py``): importing a submodule
-binds its name on the package and would shadow the function.
+export (``simulate`` lives in ``sampling``, ``verify`` in
+``suites.verification``, ``audit`` in ``auditing.runner``): importing a
+submodule binds its name on the package and would shadow the function.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ _LAZY = {
     "AuditReport": "mcdrop.auditing.report",
     "ModelAuditReport": "mcdrop.auditing.model_report",
     "plan": "mcdrop.stats",
+    "power_curve": "mcdrop.auditing",
     "detectable_bias": "mcdrop.stats",
     "CheckResult": "mcdrop.results",
     "ConfidenceInterval": "mcdrop.results",

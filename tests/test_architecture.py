@@ -92,7 +92,7 @@ def test_the_public_surface_stays():
     assert mcdrop.__all__ == sorted([
         "AuditReport", "CheckResult", "ConfidenceInterval", "LayerMean", "LowPowerWarning", "McdropWarning",
         "ModelAuditReport", "Simulation", "VerifyResult", "audit", "audit_model", "audit_relation",
-        "detectable_bias", "plan", "simulate", "verify"])
+        "detectable_bias", "plan", "power_curve", "simulate", "verify"])
     assert mcdrop.stats.__all__ == [
         "clopper_pearson", "wilson_interval", "keep_rate_test", "mean_test", "variance_test",
         "two_point_moments", "support_test", "equivalence_test", "three_zone_verdict", "holm",

@@ -15,12 +15,15 @@ family-wise false-alarm rate of at most ``alpha`` (Holm) and a stated
 ``battery``        every check, decided as one family; plot data
 ``moment_checks``  ``mean`` and ``variance``
 ``independence``   ``element_independence``, ``call_independence``, ``structure``
+``effects``        each check's smallest detectable effect, in its own unit
 ``report``         :class:`AuditReport`
 ``model_runner``   :func:`audit_model`: every dropout site of a model
 ``site_stream``    one model site's calls, streamed into the battery
 ``model_checks``   per-site and model-level checks of ``audit_model``
 ``model_report``   :class:`ModelAuditReport`, :class:`SiteReport`
 ``relations``      :func:`audit_relation`: two implementations' masks
+``injected``       correct dropouts with one check's effect injected, by size
+``power``          :func:`power_curve`: measured detection rate against effect size
 =================  ==========================================================
 """
 
@@ -28,9 +31,11 @@ from .budget import DEFAULT_SHAPE
 from .inputs import MAX_ELEMENTS, audit_input
 from .model_report import ModelAuditReport, SiteReport
 from .model_runner import audit_model
+from .power import PowerCurve, PowerStudy, power_curve, power_study
 from .relations import audit_relation
 from .report import AuditReport
 from .runner import audit
 
 __all__ = ["audit", "audit_model", "audit_relation", "AuditReport", "ModelAuditReport", "SiteReport", "audit_input",
+           "power_curve", "PowerCurve", "power_study", "PowerStudy",
            "DEFAULT_SHAPE", "MAX_ELEMENTS"]

@@ -25,7 +25,8 @@ from ..stats.dispersion import dispersion_from_hist
 from ..stats.normal import bonferroni_normal_interval, z_tail
 from ..stats.tails import BernoulliSum, TailModel, bennett_tail, chernoff_tail
 
-__all__ = ["check_element_independence", "check_call_independence", "check_structure", "pair_model", "FFT_TOL"]
+__all__ = ["check_element_independence", "check_call_independence", "check_structure", "autocorr_model",
+           "lag_pair_model", "pair_model", "FFT_TOL"]
 
 #: Float32 slack of the FFT sums, per summed term (each term is at most 1 in
 #: absolute value and carries a rounding error of ~1e-7): the observed sum is
@@ -194,7 +195,7 @@ class _ExactAutoCGF:
         return best
 
 
-def _autocorr_model(info, n: int, var: float, L: int) -> TailModel:
+def autocorr_model(info, n: int, var: float, L: int, exact: bool = True) -> TailModel:
     """Null law of the autocorrelation sum over calls at offsets of one cycle length ``L``.
 
     Under the null, given each call's values, their arrangement is uniformly
@@ -230,7 +231,8 @@ def _autocorr_model(info, n: int, var: float, L: int) -> TailModel:
       keeps the Poisson shape of a sparse mask's coincidence count, but the
       Holder step doubles the jumps, so for denser masks (up to
       ``_EXACT_AUTO_MAX_UNITS`` units) the exact conditional CGF of
-      :class:`_ExactAutoCGF` is used too (the smaller bound wins).
+      :class:`_ExactAutoCGF` is used too (the smaller bound wins; ``exact=False``
+      leaves it out: a cheaper, larger bound, for power statements).
     """
     kind = "half" if L == 2 else ("even" if L % 2 == 0 else "odd")
     valid = info.valid
@@ -264,7 +266,7 @@ def _autocorr_model(info, n: int, var: float, L: int) -> TailModel:
             bs = BernoulliSum.make(np.where(two, b2, J * w), pis, counts)
             upper.append(bs.tail)
             lower.append(bs.negated().tail)
-            if n <= _EXACT_AUTO_MAX_UNITS:
+            if exact and n <= _EXACT_AUTO_MAX_UNITS:
                 wbar = float(np.sum(cnt * w) / np.sum(cnt))
                 dw = w - wbar
                 vs = BernoulliSum.make(np.where(two, dw * (b2 / w), J * dw), pis, counts)
@@ -293,7 +295,7 @@ def check_element_independence(st, law, shape, S: int, alpha_check: float):
     best, w, method = math.inf, 0, "normal"
     for cyc in np.unique(L):
         idx = np.flatnonzero(L == cyc)
-        model = _autocorr_model(info, nu, float(var[idx[0]]), int(cyc))
+        model = autocorr_model(info, nu, float(var[idx[0]]), int(cyc))
         pj, j, mj = model.min_pvalue(sums[idx], tol[idx])
         if pj < best:
             best, w, method = pj, int(idx[j]), mj
@@ -325,7 +327,7 @@ def _offset_text(k_elem: int, shape) -> str:
     return f"{k_elem} elements"
 
 
-def _pair_model(info, n: int, lag: int, var: float) -> TailModel:
+def lag_pair_model(info, n: int, lag: int, var: float) -> TailModel:
     """Null law of the sum over call pairs ``(c - lag, c)`` of their cross-correlation
     at one offset (every offset has the same law); see :func:`pair_model`."""
     kept, valid = info.kept, info.valid
@@ -393,7 +395,7 @@ def check_call_independence(st, law, alpha_check: float):
     nu = st.n_units
     info = st.fft_call_info()
     K = offsets.size
-    model = _pair_model(info, nu, 1, st.cross_pairs / (nu - 1.0))
+    model = lag_pair_model(info, nu, 1, st.cross_pairs / (nu - 1.0))
     best, w, method = model.min_pvalue(sums, FFT_TOL * (st.cross_pairs + np.abs(sums)))
     what = f"consecutive calls at offset {int(offsets[w])}"
     c_w, z_w = float(corr[w]), float(z[w])
@@ -402,7 +404,7 @@ def check_call_independence(st, law, alpha_check: float):
         lags, lcorr, lz, lsums, lpairs = lg
         n_lags = lags.size
         for j in range(n_lags):
-            mj = _pair_model(info, nu, int(lags[j]), float(lpairs[j]) / (nu - 1.0))
+            mj = lag_pair_model(info, nu, int(lags[j]), float(lpairs[j]) / (nu - 1.0))
             pj, _, meth = mj.min_pvalue(lsums[j:j + 1], FFT_TOL * (float(lpairs[j]) + np.abs(lsums[j:j + 1])))
             if pj < best:
                 best, method = pj, meth

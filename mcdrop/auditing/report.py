@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..report.effects import effect_cell
 from ..report import render
 from ..report.files import atomic_write_text
 from ..results import CheckResult
@@ -95,7 +96,8 @@ class AuditReport:
     __hash__ = object.__hash__
 
     def table(self) -> str:
-        head = f"{'check':<22} {'verdict':<13} {'estimate':>12} {'expected':>10} {'interval':>27} {'p-value':>9}"
+        head = (f"{'check':<22} {'verdict':<13} {'estimate':>12} {'expected':>10} {'interval':>27} {'p-value':>9}"
+                f"  detects (power {POWER})")
         lines = [head, "-" * len(head)]
         order = [c for c in self.checks if c.verdict == "fail"] + [c for c in self.checks if c.verdict != "fail"]
         for c in order:
@@ -104,7 +106,8 @@ class AuditReport:
             ci = "" if c.confidence_interval is None else (
                 f"[{c.confidence_interval.low:.6g}, {c.confidence_interval.high:.6g}]")
             pv = "" if c.pvalue is None else f"{c.pvalue:.2g}"
-            lines.append(f"{c.name:<22} {c.verdict.upper():<13} {est:>12} {exp:>10} {ci:>27} {pv:>9}")
+            lines.append(f"{c.name:<22} {c.verdict.upper():<13} {est:>12} {exp:>10} {ci:>27} {pv:>9}"
+                         f"  {effect_cell(c.extra.get('detectable_effect'))}".rstrip())
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -122,7 +125,7 @@ class AuditReport:
             txt = f"detects with power {POWER}: relative mean bias {self.detectable_bias:.2g}"
             if self.detectable_rate_error is not None:
                 txt += f", relative keep-rate error {self.detectable_rate_error:.2g}"
-            lines.append(txt)
+            lines.append(txt + "; what a PASS rules out, per check: column 'detects'")
         failed = [c for c in self.checks if c.verdict == "fail"]
         if failed:
             lines.append("")

@@ -34,6 +34,7 @@ from .budget import (
     detectable_effects,
     fft_calls,
 )
+from .effects import check_effects, with_effects
 from .harness import Run, gradient_calls, stream_calls
 from .inputs import input_rng, make_input
 from .moment_checks import mean_weights
@@ -214,6 +215,7 @@ def audit(fn, p=None, *, keep=None, shape=None, calls=None, variant=None, struct
     checks, plots = build_checks(plan, run, st, law, names, S, G, layout.unit_shape, a_check)
     C = st.calls
     db, dre = detectable_effects(plan, law, C, n_units, v1, a_mean, a_check)
+    checks = with_effects(checks, check_effects(plan, law, st, run, names, a_check, a_mean, db, dre, checks))
     if cw is not None and trace_c:
         se = [math.sqrt(v1 / c) for c in trace_c]
         plots["convergence"] = {"draws": [c * n_units for c in trace_c], "calls": trace_c,

@@ -209,9 +209,10 @@ class AuditStream:
         self.off_support += off
         self.partial_units += int(pc[:, 2].sum())
         # per-element moments of d = y - mu, merged with Chan's formula
-        mean_b = s1 / nrows
-        m2_b = np.maximum(s2 - s1 * mean_b, 0.0)
-        self.moments = self.moments.merge(Moments(nrows, mean_b, m2_b))
+        with np.errstate(invalid="ignore"):  # an infinite output (the finite check's) gives NaN here
+            mean_b = s1 / nrows
+            m2_b = np.maximum(s2 - s1 * mean_b, 0.0)
+            self.moments = self.moments.merge(Moments(nrows, mean_b, m2_b))
         if self.fft_ok and self.fft_done < self.fft_calls:
             take = min(nrows, self.fft_calls - self.fft_done)
             self._fft_fold(self.sig[:take], self.per_call[:take, 3], self.per_call[:take, 2])

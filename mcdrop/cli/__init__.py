@@ -1,4 +1,4 @@
-"""Command-line interface: ``mcdrop verify | audit | audit-model | plan | report | bench``.
+"""Command-line interface: ``mcdrop verify | audit | audit-model | plan | report | bench | power``.
 
 Exit codes: 0 pass, 1 fail, 2 inconclusive or usage error.
 """
@@ -20,6 +20,7 @@ from ..suites.verification import verify
 from . import audit as audit_command
 from . import audit_model as audit_model_command
 from . import bench
+from . import power as power_command
 
 __all__ = ["main", "build_parser", "UsageError"]
 
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit_command.add_parser(sub, _add_common, _count, _shape)
     audit_model_command.add_parser(sub, _add_common, _count, _shape)
+    power_command.add_parser(sub, _count, _floats)
     return parser
 
 
@@ -237,7 +239,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return EXIT_USAGE
     handlers = {"verify": _cmd_verify, "plan": _cmd_plan, "report": _cmd_report, "bench": _cmd_bench,
-                "audit": audit_command.run, "audit-model": audit_model_command.run}
+                "audit": audit_command.run, "audit-model": audit_model_command.run, "power": power_command.run}
     try:
         return handlers[args.command](args)
     except (ValueError, TypeError, UsageError, ImportError) as exc:

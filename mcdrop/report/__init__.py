@@ -64,8 +64,8 @@ def render(result: dict, path, *, timestamp: bool = False, _expect: str | None =
     Parameters
     ----------
     result : dict
-        ``to_dict()`` of a VerifyResult, an AuditReport, a
-        ModelAuditReport or a LawSuiteResult (or its JSON).  A VerifyResult of another variant or structure and
+        ``to_dict()`` of a VerifyResult, an AuditReport, a ModelAuditReport,
+        a LawSuiteResult or a PowerStudy (or its JSON).  A VerifyResult of another variant or structure and
         a LawSuiteResult go to :mod:`mcdrop.report.laws_report`.
     path : str or path-like
         Output PDF.  Its directory is created if needed; the file is written
@@ -92,6 +92,8 @@ def render(result: dict, path, *, timestamp: bool = False, _expect: str | None =
         from .laws_report import render_law_suite as _render
     elif kind == "mcdrop.ModelAuditReport":
         from .model_report import render_model_audit as _render
+    elif kind == "mcdrop.PowerStudy":
+        from .power_report import render_power as _render
     else:
         from .audit_report import render_audit as _render
     try:

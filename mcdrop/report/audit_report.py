@@ -4,7 +4,8 @@ Pages, in order:
 
 1. summary (implementation, claim, input, budget, versions, overall
    verdict, α, detectable bias and rate error) and the verdict table;
-2. failed and inconclusive checks with what their pattern usually means;
+2. what a PASS rules out: each check's smallest detectable effect;
+   then failed and inconclusive checks with what their pattern usually means;
 3. convergence of the relative mean against the mask draws;
 4. keep-count histogram against the binomial pmf, with residuals;
 5. per-element relative bias (heat map for 2-D shapes) and its z-scores;
@@ -23,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
+from .effects import effects_page
 from .files import atomic_path
 from .explain import explain
 from .figures import (
@@ -427,6 +429,7 @@ def render_audit(d: dict, path, *, timestamp: bool = False) -> None:
                 pdf, title=f"mcdrop audit: {target}"[:70], verdict=verdict, verdict_note=note,
                 lines=_summary_lines(d, timestamp), rows=rows, legend=_LEGEND,
             )
+            effects_page(pdf, d)
             if entries:
                 findings_pages(
                     pdf, entries,

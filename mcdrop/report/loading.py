@@ -17,14 +17,17 @@ from ..results import VERDICTS
 
 __all__ = ["load_result", "validate_result", "KNOWN_TYPES"]
 
-KNOWN_TYPES = ("mcdrop.VerifyResult", "mcdrop.AuditReport", "mcdrop.LawSuiteResult", "mcdrop.ModelAuditReport")
+KNOWN_TYPES = ("mcdrop.VerifyResult", "mcdrop.AuditReport", "mcdrop.LawSuiteResult", "mcdrop.ModelAuditReport",
+               "mcdrop.PowerStudy")
 _REQUIRED = {
     "mcdrop.VerifyResult": ("verdict", "alpha", "sections", "simulations"),
     "mcdrop.AuditReport": ("verdict", "alpha", "checks", "p"),
     "mcdrop.LawSuiteResult": ("verdict", "alpha", "sections", "name", "title"),
     "mcdrop.ModelAuditReport": ("verdict", "alpha", "checks", "sites", "target", "inputs", "calls"),
+    "mcdrop.PowerStudy": ("verdict", "alpha", "power", "curves"),
 }
 _SITE_KEYS = ("name", "kind", "op", "verdict", "checks")
+_CURVE_KEYS = ("check", "unit", "effects", "detected", "repeats", "stated", "power")
 _SECTION_KEYS = ("name", "title", "control", "simulation", "checks", "p", "q", "samples")
 _SIM_KEYS = ("p", "q", "samples", "x", "shape", "keep_counts", "keep_count_hist", "trace")
 _TRACE_KEYS = ("samples", "mean", "sd")
@@ -119,6 +122,11 @@ def validate_result(d, source: str = "result") -> dict:
         for i, s in enumerate(d["sites"]):
             _need(s, _SITE_KEYS, f"sites[{i}]", source)
             _checks(s["checks"], f"sites[{i}].checks", source)
+    elif kind == "mcdrop.PowerStudy":
+        if not isinstance(d["curves"], list) or not d["curves"]:
+            raise ValueError(f"{source}: `curves` must be a non-empty list.")
+        for i, c in enumerate(d["curves"]):
+            _need(c, _CURVE_KEYS, f"curves[{i}]", source)
     else:
         if not isinstance(d["sections"], list):
             raise ValueError(f"{source}: `sections` must be a list.")
