@@ -11,6 +11,7 @@ local run bit for bit.
 """
 
 import argparse
+import logging
 import statistics
 import time
 
@@ -24,6 +25,8 @@ def main() -> None:
     args = ap.parse_args()
     from distributed import Client, LocalCluster
 
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # no INFO lines of cluster start and close
+
     import mcdrop
 
     n = 8192
@@ -31,7 +34,8 @@ def main() -> None:
     x = np.random.default_rng(0).normal(size=n)
     local = mcdrop.simulate(x, p=0.3, samples=samples, seed=1, trace=False)
     times = {1: [], 2: []}
-    clusters = {w: LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None)
+    clusters = {w: LocalCluster(n_workers=w, threads_per_worker=1, processes=True,
+                                dashboard_address=":0", silence_logs=logging.WARNING)
                 for w in (1, 2)}
     clients = {w: Client(c) for w, c in clusters.items()}
     try:
@@ -53,7 +57,8 @@ def main() -> None:
     print(f"mcdrop.simulate on a Dask LocalCluster, {draws:.3g} draws per timing, medians of {args.repeats}:")
     print(f"  1 worker : {m1:.2f} s  ({draws / m1 / 1e9:.2f} Gdraws/s)")
     print(f"  2 workers: {m2:.2f} s  ({draws / m2 / 1e9:.2f} Gdraws/s)")
-    print(f"  speed-up 1 -> 2 workers: {m1 / m2:.2f}x (per-round median {statistics.median(a / b for a, b in zip(times[1], times[2])):.2f}x)")
+    per_round = statistics.median(a / b for a, b in zip(times[1], times[2]))
+    print(f"  speed-up 1 -> 2 workers: {m1 / m2:.2f}x (per-round median {per_round:.2f}x)")
     print("  every result equals the local run bit for bit")
 
 

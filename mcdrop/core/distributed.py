@@ -17,6 +17,7 @@ a ``client`` is given.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import uuid
 from typing import Any, Callable, Iterator
@@ -107,6 +108,7 @@ def connect(workers: int | None = None, scheduler: str | None = None) -> Iterato
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"`workers` must be an integer >= 1; got {workers!r}.")
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+                                  dashboard_address=":0", silence_logs=logging.WARNING) as cluster, \
+            distributed.Client(cluster) as client:
         yield client
 
