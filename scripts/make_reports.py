@@ -19,7 +19,12 @@ what ``mcdrop verify --all`` writes (same functions, same budgets):
 - ``audit_torch_dropout.pdf``: ``mcdrop.audit`` of ``torch.nn.Dropout(0.3)``
   on (64, 128) at the default budget: passes;
 - ``audit_broken_no_rescale.pdf``: ``mcdrop.audit`` of a NumPy dropout that
-  forgets to divide by q: fails, and the report reads the pattern.
+  forgets to divide by q: fails, and the report reads the pattern;
+- ``audit_model_functional_eval.pdf``: ``mcdrop.audit_model`` of a small
+  attention block whose MLP calls ``F.dropout(h, p)`` (``training`` defaults
+  to True, so dropout stays on in ``eval()``): fails, naming the site.
+
+``reports/power.pdf`` is made by ``scripts/power_report.py`` (47 minutes).
 
 The torch audit needs torch (``pip install 'mcdrop[torch]'``); without it
 that report is skipped with a message, the others are still written.
@@ -85,6 +90,42 @@ def audit_broken_no_rescale():
                  name="NumPy dropout that forgets to divide by q")
 
 
+def audit_model_functional_eval():
+    try:
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+    except ImportError:
+        raise Skip("torch is not installed (pip install 'mcdrop[torch]')") from None
+    from mcdrop.auditing import audit_model
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+
+    class Block(nn.Module):
+        """Attention with SDPA dropout, a residual nn.Dropout, and an MLP whose
+        F.dropout ignores the module's mode (the bug)."""
+
+        def __init__(self, d=32, heads=4, p=0.1):
+            super().__init__()
+            self.heads, self.p = heads, p
+            self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+            self.resid_drop = nn.Dropout(p)
+            self.fc1, self.fc2 = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+        def forward(self, x):
+            b, t, d = x.shape
+            q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+            a = F.scaled_dot_product_attention(q, k, v, dropout_p=self.p if self.training else 0.0)
+            x = x + self.resid_drop(self.proj(a.transpose(1, 2).reshape(b, t, d)))
+            h = F.dropout(F.gelu(self.fc1(x)), self.p)  # bug: training=True even in eval()
+            return x + self.fc2(h)
+
+    model = nn.Sequential(Block(), Block())
+    x = torch.randn(4, 16, 32, generator=torch.Generator().manual_seed(0))
+    return audit_model(model, x, seed=0)
+
+
 REPORTS = {
     "seed_example": _law("seed_example"),
     "p_sweep": _law("p_sweep"),
@@ -93,6 +134,7 @@ REPORTS = {
     "inference_gap": _law("inference_gap"),
     "audit_torch_dropout": audit_torch_dropout,
     "audit_broken_no_rescale": audit_broken_no_rescale,
+    "audit_model_functional_eval": audit_model_functional_eval,
 }
 
 
