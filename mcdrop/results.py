@@ -15,10 +15,17 @@ from typing import Any
 
 from . import __version__
 
-__all__ = ["ConfidenceInterval", "CheckResult", "VERDICTS", "json_number", "software_environment"]
+__all__ = ["ConfidenceInterval", "CheckResult", "VERDICTS", "overall_verdict", "json_number", "software_environment"]
 
 #: The verdicts a check or a report can carry.
 VERDICTS = ("pass", "fail", "inconclusive")
+
+
+def overall_verdict(checks) -> str:
+    """A report's verdict from its checks: ``"fail"`` if one failed, else
+    ``"inconclusive"`` if one was, else ``"pass"``."""
+    v = {c.verdict for c in checks}
+    return "fail" if "fail" in v else ("inconclusive" if "inconclusive" in v else "pass")
 
 
 def software_environment() -> dict:

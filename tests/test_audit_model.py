@@ -31,13 +31,7 @@ nn = torch.nn
 F = torch.nn.functional
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # two cores shared with other jobs: one intra-op thread keeps torch from spinning
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _x(*shape, seed=0):

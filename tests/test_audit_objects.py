@@ -22,12 +22,7 @@ F = torch.nn.functional
 CALLS = 400
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_every_law_of_verify_is_an_audit_variant():

@@ -20,12 +20,7 @@ import mcdrop  # noqa: E402
 from model_zoo import CounterDropout, RankDropout, rank_pair  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _numpy_rank(seed, p=0.3):

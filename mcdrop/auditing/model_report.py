@@ -9,15 +9,10 @@ from typing import Any
 from .. import __version__
 from ..report import render
 from ..report.files import atomic_write_text
+from ..results import overall_verdict
 from ..stats.power import POWER
 
-__all__ = ["SiteReport", "ModelAuditReport", "overall_verdict"]
-
-
-def overall_verdict(checks) -> str:
-    """``"fail"`` if a check failed, else ``"inconclusive"`` if one was, else ``"pass"``."""
-    v = {c.verdict for c in checks}
-    return "fail" if "fail" in v else ("inconclusive" if "inconclusive" in v else "pass")
+__all__ = ["SiteReport", "ModelAuditReport"]
 
 
 @dataclass(frozen=True, eq=False)

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..report.effects import effect_cell
 from ..report import render
+from ..report.effects import effect_cell
 from ..report.files import atomic_write_text
-from ..results import CheckResult
+from ..results import CheckResult, overall_verdict
 from ..stats.power import POWER
 
 __all__ = ["AuditReport", "rounded"]
@@ -70,8 +70,7 @@ class AuditReport:
 
     @property
     def verdict(self) -> str:
-        v = {c.verdict for c in self.checks}
-        return "fail" if "fail" in v else ("inconclusive" if "inconclusive" in v else "pass")
+        return overall_verdict(self.checks)
 
     def check(self, name: str) -> CheckResult:
         """The check called ``name`` (KeyError if the audit did not run it)."""
