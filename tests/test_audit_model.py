@@ -373,3 +373,29 @@ def test_cuda_model():
     assert rep.environment["device"].startswith("cuda") and rep.verdict == "pass", str(rep)
     bad = mcdrop.audit_model(TinyTransformer(bug="functional_eval").cuda(), _x(4, 16, 32), device="cuda")
     assert bad.check("eval_deterministic").verdict == "fail"
+
+
+def test_site_checks_state_their_detectable_effects():
+    """Every decided check of a site carries the per-check statement of mcdrop.audit
+    (issue 13), computed for the site's own calls: the keep-rate limit shrinks like
+    1/sqrt(calls) (exactly: the family, hence alpha/m, is the same), and the evaluation
+    statement counts the model's evaluation forwards that reached the site."""
+    from mcdrop.auditing.effects import EFFECT_UNITS
+
+    model = nn.Sequential(nn.Linear(16, 16), nn.Dropout(0.2), nn.ReLU())
+    x = _x(4, 16)
+    reps = {c: mcdrop.audit_model(model, x, calls=c, seed=3) for c in (100, 400)}
+    for rep in reps.values():
+        assert rep.passed
+        (site,) = rep.sites
+        for c in site.checks:
+            eff = c.extra["detectable_effect"]
+            assert eff["unit"] == EFFECT_UNITS[c.name] and eff["power"] == 0.99 and eff["text"]
+            assert eff["value"] is None or eff["value"] > 0
+        ev = site.checks[[c.name for c in site.checks].index("eval_identity")].extra["detectable_effect"]
+        assert ev["value"] == 1 and "2 evaluation calls" in ev["text"]
+
+    def keep(rep):
+        return next(c for c in rep.sites[0].checks if c.name == "keep_rate").extra["detectable_effect"]["value"]
+
+    assert keep(reps[100]) / keep(reps[400]) == pytest.approx(2.0, rel=1e-12)

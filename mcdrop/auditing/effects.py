@@ -132,7 +132,8 @@ def _random_rate(n: int, what: str) -> str:
 
 def check_effects(plan, law, st, run, names, a_check: float, a_mean: float,
                   detectable_bias: float | None, detectable_rate_error: float | None,
-                  checks: list[CheckResult]) -> dict[str, DetectableEffect]:
+                  checks: list[CheckResult], *, eval_calls: int = EVAL_CALLS_BEFORE + 1,
+                  training_calls: str = "training call") -> dict[str, DetectableEffect]:
     """:class:`DetectableEffect` of every check in ``names``.
 
     Parameters
@@ -149,6 +150,11 @@ def check_effects(plan, law, st, run, names, a_check: float, a_mean: float,
     checks : list of CheckResult
         The decided checks (rounding bands and standard errors; a check
         that did not run states nothing).
+    eval_calls : int, optional
+        Evaluation-mode calls made (an audit makes 3; a model site as many
+        as the model's evaluation forwards reached it).
+    training_calls : str, optional
+        What one training call is, in the statements' text.
 
     Returns
     -------
@@ -159,7 +165,6 @@ def check_effects(plan, law, st, run, names, a_check: float, a_mean: float,
     C = st.calls
     n = st.n
     nu = st.n_units
-    eval_calls = EVAL_CALLS_BEFORE + 1
     out: dict[str, DetectableEffect] = {}
 
     def ex(name, value, text):
@@ -169,15 +174,18 @@ def check_effects(plan, law, st, run, names, a_check: float, a_mean: float,
         out[name] = DetectableEffect(name, value, EFFECT_UNITS[name], False, text)
 
     ex("runs", 1, "Any call that raises fails the audit (every call is made inside the harness)."
-       + _random_rate(C, "training call"))
-    ex("eval_identity", 1,
-       f"Evaluation mode must return x exactly: one output one ulp off in any of the {eval_calls} "
-       f"evaluation calls fails. Only {eval_calls} such calls are made, so a layer wrong in a fraction "
-       f"f of its evaluation calls is caught with probability 0.99 only from f = "
-       f"{rate_at_power(eval_calls):.2g}.")
+       + _random_rate(C, training_calls))
+    if eval_calls >= 1:
+        ex("eval_identity", 1,
+           f"Evaluation mode must return x exactly: one output one ulp off in any of the {eval_calls} "
+           f"evaluation calls fails. Only {eval_calls} such calls are made, so a layer wrong in a fraction "
+           f"f of its evaluation calls is caught with probability 0.99 only from f = "
+           f"{rate_at_power(eval_calls):.2g}.")
+    else:
+        ex("eval_identity", None, "No evaluation-mode call reached it: it rules nothing out in evaluation mode.")
     ex("input_unchanged", 1, "One input value changed by one ulp in any call fails."
-       + _random_rate(C, "training call"))
-    ex("shape_dtype", 1, "One call returning the wrong shape or dtype fails." + _random_rate(C, "training call"))
+       + _random_rate(C, training_calls))
+    ex("shape_dtype", 1, "One call returning the wrong shape or dtype fails." + _random_rate(C, training_calls))
     ex("finite", 1, "One NaN or infinity in any output fails." + _random_rate(C * n, "output"))
     if "support" in names:
         tol = 0 if plan.p in (0.0, 1.0) else SUPPORT_ULPS

@@ -36,11 +36,13 @@ from ..laws import variant_law
 from ..stats.normal import z_sum
 from ..stats.power import POWER
 from .battery import statistical_checks, support_text
-from .budget import SUPPORT_ULPS, Plan, check_names
+from .budget import SUPPORT_ULPS, Plan, check_names, detectable_effects
+from .effects import check_effects, with_effects
+from .moment_checks import mean_weights
 from .site_stream import SiteStream, observed_mask
 
 __all__ = ["SITE_EXACT", "site_check_names", "eval_problem", "site_pending", "eval_deterministic_check",
-           "round_trip_check", "recompute_check", "mask_of", "detectable_rate_error"]
+           "round_trip_check", "recompute_check", "mask_of", "detectable_rate_error", "site_effects"]
 
 #: The exact checks of a site that the battery does not make.
 SITE_EXACT = ("eval_identity", "finite", "support")
@@ -223,3 +225,16 @@ def detectable_rate_error(stream: SiteStream | None, a_check: float) -> float | 
         return None
     draws = stream.calls * stream.n_units * max(stream.observed_fraction, 1e-12)
     return z_sum(a_check, POWER) * math.sqrt(stream.p / (stream.q * draws))
+
+
+def site_effects(stream: SiteStream, plan: Plan, names, a_check: float, eval_calls: int,
+                 checks: list) -> list:
+    """The site's decided checks with ``extra["detectable_effect"]``, stated as :func:`mcdrop.audit`
+    states them (:func:`~mcdrop.auditing.effects.check_effects`) for this site's calls, units and
+    evaluation forwards."""
+    law = stream.law
+    _, v1 = mean_weights(law, stream.S) if law.random else (None, 0.0)
+    db, dre = detectable_effects(plan, law, stream.calls, stream.n_units, v1, a_check / 2.0, a_check)
+    effects = check_effects(plan, law, stream.st, None, names, a_check, a_check / 2.0, db, dre, checks,
+                            eval_calls=eval_calls, training_calls="training forward")
+    return with_effects(checks, effects)

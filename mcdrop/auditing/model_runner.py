@@ -45,6 +45,7 @@ from .model_checks import (
     recompute_check,
     round_trip_check,
     site_check_names,
+    site_effects,
     site_pending,
 )
 from .model_report import ModelAuditReport, SiteReport
@@ -433,6 +434,8 @@ def _report(drv, state, attrs0, attrs1, why, errors, C, alpha, seed_repr, p, t0)
         s = state.sites[name]
         checks = tuple(done[i:i + len(names)])
         i += len(names)
+        if plan is not None and st is not None and st.calls:
+            checks = tuple(site_effects(st, plan, names, a_check, eval_counts.get(name, 0), list(checks)))
         sites.append(SiteReport(
             name=name, kind=s.kind, op=s.op, path=s.path, p=None if plan is None else plan.p,
             variant=None if plan is None else plan.variant, structure=None if plan is None else plan.structure,

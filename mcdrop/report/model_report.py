@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
+from .effects import effect_cell
 from .files import atomic_path
 from .style import (
     A4,
@@ -197,9 +198,11 @@ def _site_page(pdf, site: dict) -> None:
         y -= 0.012
         if y < 0.08:
             break
-    passed = [c["name"] for c in site["checks"] if c["verdict"] == "pass"]
+    passed = [c["name"] + (f" ({effect_cell(eff)})" if (eff := (c.get("extra") or {}).get("detectable_effect"))
+                           else "") for c in site["checks"] if c["verdict"] == "pass"]
     if passed and y > 0.08:
-        text_lines(fig, 0.06, y, "Passed: " + ", ".join(passed) + ".", width=110, fontsize=8.5)
+        text_lines(fig, 0.06, y, "Passed, with the smallest effect each rules out at power 0.99: "
+                   + ", ".join(passed) + ".", width=110, fontsize=8.5)
     finish_page(pdf, fig)
 
 
