@@ -194,3 +194,39 @@ def test_exact_sums_for_a_worst_case_mean():
     S = [sum(Fraction(v) for v in x[row]) for row in mask]
     assert Fraction(sim.layer_sum_z, 1 << -EMIN) == sum(S)
     assert Fraction(sim.layer_sumsq_z, 1 << -EMIN) == sum(s * s for s in S)
+
+
+def test_canonical_hidden_units_draw_from_the_key_in_every_unit():
+    """A model-site unit whose mask the output hides (x = 0 everywhere) gets a fresh
+    Bernoulli draw: word u % 4 of Philox block (call, u // 4) under the site's key, for
+    every unit, also when units are written as two elements (out_unit_size=2).  A kernel
+    that overwrote the key after the first unit drew from another stream from then on."""
+    from mcdrop.core.fold_kernels import canonical_two_point
+    from mcdrop.core.rng import keep_threshold, philox4x32
+
+    rows, n_units, S = 3, 10, 4
+    xs = np.zeros((rows, n_units * S), dtype=np.float32)
+    ys = np.zeros_like(xs)
+    q, key = 0.5, (0x12345678, 0x9ABCDEF0)
+    thr = keep_threshold(q)
+
+    def run(out_unit_size):
+        width = n_units * out_unit_size
+        out = np.full((rows, width), np.nan)
+        stats = np.zeros(3, np.int64)
+        canonical_two_point(xs, ys, rows, divide=True, q=q, a=0.0, b=0.0, drop_value=0.0, drop_tol=0.0,
+                            drop_ok=True, ulps=4.0, tol_abs=0.0, mantissa=24, min_exponent=-126, unit_size=S,
+                            call0=7, threshold=thr, key=key, kept_ref=np.ones(width), drop_ref=0.0, out=out,
+                            stats=stats, first=np.full(2, -1, np.int64), first_val=np.zeros(3),
+                            out_unit_size=out_unit_size)
+        assert stats[2] == 0  # nothing shown
+        return out
+
+    expected = np.empty((rows, n_units))
+    for r in range(rows):
+        for u in range(n_units):
+            c = 7 + r
+            w = philox4x32([c & 0xFFFFFFFF, c >> 32, (u // 4) & 0xFFFFFFFF, (u // 4) >> 32], key)[u % 4]
+            expected[r, u] = 1.0 if int(w) < thr else 0.0
+    np.testing.assert_array_equal(run(S), np.repeat(expected, S, axis=1))
+    np.testing.assert_array_equal(run(2), np.repeat(expected, 2, axis=1))

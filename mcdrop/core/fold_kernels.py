@@ -281,10 +281,10 @@ def _canonical(xs, ys, nrows, kind, q, a, b, drop, dtol, drop_ok, ulps, tol_abs,
                 unit = -1  # partly kept: each element as shown
             if S_out != S:  # reduced units of two elements: kept, dropped, or one of each (partly kept)
                 o = u * 2
-                k0 = unit != 0
-                k1 = unit == 1
-                out[r, o] = kept_ref[o] if k0 else drop_ref
-                out[r, o + 1] = kept_ref[o + 1] if k1 else drop_ref
+                first_kept = unit != 0
+                second_kept = unit == 1
+                out[r, o] = kept_ref[o] if first_kept else drop_ref
+                out[r, o + 1] = kept_ref[o + 1] if second_kept else drop_ref
                 continue
             for j in range(S):
                 if unit == 1:
