@@ -230,3 +230,57 @@ def test_canonical_hidden_units_draw_from_the_key_in_every_unit():
             expected[r, u] = 1.0 if int(w) < thr else 0.0
     np.testing.assert_array_equal(run(S), np.repeat(expected, S, axis=1))
     np.testing.assert_array_equal(run(2), np.repeat(expected, 2, axis=1))
+
+
+@pytest.mark.parametrize("divide", [True, False])
+@pytest.mark.parametrize("drop_ok", [True, False])
+def test_canonical_element_units_match_a_numpy_reading(divide, drop_ok):
+    """Element units (the kernel's fast path): every output read as kept (anything finite but
+    the dropped value; off the support unless within the tolerance of its kept value),
+    dropped, or hidden (kept and dropped values coincide, or non-finite: then a fresh draw
+    from the key), against an independent NumPy reading of the same rule."""
+    from mcdrop.core.fold_kernels import canonical_two_point
+    from mcdrop.core.rng import keep_threshold, philox4x32
+
+    rng = np.random.default_rng(11)
+    rows, n, q, a, b, key, call0 = 5, 64, 0.7, 1.3, 0.1, (5, 6), 3
+    xs = rng.normal(size=(rows, n)).astype(np.float32)
+    xs[rng.random((rows, n)) < 0.1] = 0
+    kv = (xs.astype(np.float64) / q) if divide else (a * xs.astype(np.float64) + b)
+    ys = np.where(rng.random((rows, n)) < q, kv, 0.0).astype(np.float32)
+    ys[rng.random((rows, n)) < 0.05] *= np.float32(1.001)  # off the support (when nonzero)
+    ys[rng.random((rows, n)) < 0.03] = np.nan
+    ys[rng.random((rows, n)) < 0.02] = np.inf
+    thr = keep_threshold(q)
+    out = np.full((rows, n), -7.0)
+    stats = np.zeros(3, np.int64)
+    first = np.full(2, -1, np.int64)
+    fv = np.zeros(3)
+    canonical_two_point(xs, ys, rows, divide=divide, q=q, a=a, b=b, drop_value=0.0, drop_tol=0.0, drop_ok=drop_ok,
+                        ulps=4.0, tol_abs=1e-7, mantissa=24, min_exponent=-126, unit_size=1, call0=call0,
+                        threshold=thr, key=key, kept_ref=np.arange(n) + 1.0, drop_ref=-1.0, out=out, stats=stats,
+                        first=first, first_val=fv)
+
+    y = ys.astype(np.float64)
+    finite = np.isfinite(y)
+    rel, tiny = 2.0**-23, 2.0**-149
+    tol = 4.0 * (np.maximum(np.abs(kv) * rel, tiny) if divide else
+                 np.maximum.reduce([np.abs(kv) * rel, np.abs(a * xs.astype(np.float64)) * rel,
+                                    np.full(kv.shape, 1e-7), np.full(kv.shape, tiny)]))
+    is_drop = finite & (y == 0.0)
+    is_kept = finite & (np.abs(y - kv) <= tol)
+    kept = finite & ~is_drop
+    dropped = is_drop & ~is_kept & drop_ok
+    off = (kept & ~is_kept) | (is_drop & ~is_kept & (not drop_ok))
+    hidden = ~kept & ~dropped
+    draw = np.empty((rows, n), dtype=bool)
+    for r in range(rows):
+        c = call0 + r
+        words = [philox4x32([c, 0, u, 0], key) for u in range(n // 4)]
+        draw[r] = [int(words[e // 4][e % 4]) < thr for e in range(n)]
+    expect_kept = kept | (hidden & draw)
+    np.testing.assert_array_equal(out, np.where(expect_kept, np.arange(n) + 1.0, -1.0))
+    assert stats.tolist() == [int((~finite).sum()), int(off.sum()), int((kept | dropped).sum())]
+    r0, e0 = np.argwhere(off)[0]
+    assert first.tolist() == [r0, e0] and fv[0] == y[r0, e0]
+    assert off.sum() > 0 and hidden.sum() > 0 and dropped.sum() + (not drop_ok) > 0  # every branch is exercised

@@ -218,6 +218,57 @@ def _canonical(xs, ys, nrows, kind, q, a, b, drop, dtol, drop_ok, ulps, tol_abs,
     # the grid spacing at |v| is at most |v| 2^(1 - mant) (the smallest subnormal below the normals)
     rel = math.ldexp(1.0, 1 - mant)
     tiny = math.ldexp(1.0, emin - mant)
+    if S == 1 and S_out == 1:  # element units: the same decisions, one element at a time
+        nonfinite = 0
+        off = 0
+        shown = 0
+        for r in range(nrows):
+            for e in range(n):
+                x = np.float64(xs[r, e])
+                y = np.float64(ys[r, e])
+                unit = 2
+                if (y - y) != 0.0:
+                    nonfinite += 1
+                else:
+                    if kind == 0:
+                        kv = x / q
+                        tol = ulps * max(abs(kv) * rel, tiny)
+                    else:
+                        kv = a * x + b
+                        tol = ulps * max(abs(kv) * rel, abs(a * x) * rel, tol_abs, tiny)
+                    is_drop = abs(y - drop) <= dtol
+                    is_kept = abs(y - kv) <= tol
+                    bad = False
+                    if not is_drop:
+                        unit = 1
+                        shown += 1
+                        bad = not is_kept
+                    elif not is_kept:
+                        if drop_ok:
+                            unit = 0
+                            shown += 1
+                        else:
+                            bad = True
+                    if bad:
+                        off += 1
+                        if first[0] < 0:
+                            first[0] = r
+                            first[1] = e
+                            first_val[0] = y
+                            first_val[1] = x
+                            first_val[2] = kv
+                if unit == 2:  # nothing shown: a fresh Bernoulli(q) draw, as for a hidden unit below
+                    c = np.uint64(call0 + r)
+                    ub = np.uint64(e // 4)
+                    w0, w1, w2, w3 = philox_block(c & MASK32, c >> SH32, ub & MASK32, ub >> SH32, k0, k1)
+                    j4 = e % 4
+                    w = w0 if j4 == 0 else (w1 if j4 == 1 else (w2 if j4 == 2 else w3))
+                    unit = 1 if w < thr else 0
+                out[r, e] = kept_ref[e] if unit == 1 else drop_ref
+        stats[0] += nonfinite
+        stats[1] += off
+        stats[2] += shown
+        return
     for r in range(nrows):
         for u in range(n_units):
             nk = 0
