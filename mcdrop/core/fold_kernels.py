@@ -218,18 +218,39 @@ def _canonical(xs, ys, nrows, kind, q, a, b, drop, dtol, drop_ok, ulps, tol_abs,
     # the grid spacing at |v| is at most |v| 2^(1 - mant) (the smallest subnormal below the normals)
     rel = math.ldexp(1.0, 1 - mant)
     tiny = math.ldexp(1.0, emin - mant)
-    if S == 1 and S_out == 1:  # element units: the same decisions, one element at a time
+    if S == 1 and S_out == 1:  # element units: a branch-free pass, then the rare elements one by one
         nonfinite = 0
         off = 0
         shown = 0
         for r in range(nrows):
-            for e in range(n):
+            special = 0
+            for e in range(n):  # vectorisable: no branches, no draws
                 x = np.float64(xs[r, e])
                 y = np.float64(ys[r, e])
-                unit = 2
-                if (y - y) != 0.0:
-                    nonfinite += 1
+                fin = (y - y) == 0.0
+                if kind == 0:
+                    kv = x / q
+                    tol = ulps * max(abs(kv) * rel, tiny)
                 else:
+                    kv = a * x + b
+                    tol = ulps * max(abs(kv) * rel, abs(a * x) * rel, tol_abs, tiny)
+                is_drop = abs(y - drop) <= dtol
+                is_kept = abs(y - kv) <= tol
+                kept = fin and not is_drop
+                dropped = is_drop and not is_kept and drop_ok
+                nonfinite += not fin
+                shown += kept or dropped
+                special += not (kept or dropped) or (kept and not is_kept)
+                out[r, e] = kept_ref[e] if kept else drop_ref
+            if special == 0:
+                continue
+            for e in range(n):  # hidden elements (a fresh draw) and off-support ones (counted, first kept)
+                x = np.float64(xs[r, e])
+                y = np.float64(ys[r, e])
+                hidden = True
+                bad = False
+                kv = 0.0
+                if (y - y) == 0.0:
                     if kind == 0:
                         kv = x / q
                         tol = ulps * max(abs(kv) * rel, tiny)
@@ -238,33 +259,27 @@ def _canonical(xs, ys, nrows, kind, q, a, b, drop, dtol, drop_ok, ulps, tol_abs,
                         tol = ulps * max(abs(kv) * rel, abs(a * x) * rel, tol_abs, tiny)
                     is_drop = abs(y - drop) <= dtol
                     is_kept = abs(y - kv) <= tol
-                    bad = False
                     if not is_drop:
-                        unit = 1
-                        shown += 1
+                        hidden = False
                         bad = not is_kept
                     elif not is_kept:
-                        if drop_ok:
-                            unit = 0
-                            shown += 1
-                        else:
-                            bad = True
-                    if bad:
-                        off += 1
-                        if first[0] < 0:
-                            first[0] = r
-                            first[1] = e
-                            first_val[0] = y
-                            first_val[1] = x
-                            first_val[2] = kv
-                if unit == 2:  # nothing shown: a fresh Bernoulli(q) draw, as for a hidden unit below
+                        hidden = not drop_ok
+                        bad = not drop_ok
+                if bad:
+                    off += 1
+                    if first[0] < 0:
+                        first[0] = r
+                        first[1] = e
+                        first_val[0] = y
+                        first_val[1] = x
+                        first_val[2] = kv
+                if hidden:  # nothing shown: a fresh Bernoulli(q) draw, as for a hidden unit below
                     c = np.uint64(call0 + r)
                     ub = np.uint64(e // 4)
                     w0, w1, w2, w3 = philox_block(c & MASK32, c >> SH32, ub & MASK32, ub >> SH32, k0, k1)
                     j4 = e % 4
                     w = w0 if j4 == 0 else (w1 if j4 == 1 else (w2 if j4 == 2 else w3))
-                    unit = 1 if w < thr else 0
-                out[r, e] = kept_ref[e] if unit == 1 else drop_ref
+                    out[r, e] = kept_ref[e] if w < thr else drop_ref
         stats[0] += nonfinite
         stats[1] += off
         stats[2] += shown
