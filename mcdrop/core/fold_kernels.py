@@ -209,6 +209,17 @@ def fold_gaussian(ybuf, nrows: int, mu, zscale, unit_size: int, s1, s2, signal, 
     _gaussian_units(ybuf, nrows, mu, zscale, unit_size, s1, s2, signal, per_call)
 
 
+@nb.njit(inline="always", cache=True)
+def _kept_value(kind, x, q, a, b, ulps, rel, tiny, tol_abs):
+    """The kept value of input ``x`` (``x / q``, or ``a x + b`` for ``kind`` 1) and its tolerance:
+    ``ulps`` grid spacings, the spacing at ``|v|`` bounded by ``|v| rel`` and below by ``tiny``."""
+    if kind == 0:
+        kv = x / q
+        return kv, ulps * max(abs(kv) * rel, tiny)
+    kv = a * x + b
+    return kv, ulps * max(abs(kv) * rel, abs(a * x) * rel, tol_abs, tiny)
+
+
 @nb.njit(cache=True, nogil=True, error_model="numpy")
 def _canonical(xs, ys, nrows, kind, q, a, b, drop, dtol, drop_ok, ulps, tol_abs, mant, emin, S, S_out, call0,
                thr, k0, k1, kept_ref, drop_ref, out, stats, first, first_val):
@@ -228,12 +239,7 @@ def _canonical(xs, ys, nrows, kind, q, a, b, drop, dtol, drop_ok, ulps, tol_abs,
                 x = np.float64(xs[r, e])
                 y = np.float64(ys[r, e])
                 fin = (y - y) == 0.0
-                if kind == 0:
-                    kv = x / q
-                    tol = ulps * max(abs(kv) * rel, tiny)
-                else:
-                    kv = a * x + b
-                    tol = ulps * max(abs(kv) * rel, abs(a * x) * rel, tol_abs, tiny)
+                kv, tol = _kept_value(kind, x, q, a, b, ulps, rel, tiny, tol_abs)
                 is_drop = abs(y - drop) <= dtol
                 is_kept = abs(y - kv) <= tol
                 kept = fin and not is_drop
@@ -251,12 +257,7 @@ def _canonical(xs, ys, nrows, kind, q, a, b, drop, dtol, drop_ok, ulps, tol_abs,
                 bad = False
                 kv = 0.0
                 if (y - y) == 0.0:
-                    if kind == 0:
-                        kv = x / q
-                        tol = ulps * max(abs(kv) * rel, tiny)
-                    else:
-                        kv = a * x + b
-                        tol = ulps * max(abs(kv) * rel, abs(a * x) * rel, tol_abs, tiny)
+                    kv, tol = _kept_value(kind, x, q, a, b, ulps, rel, tiny, tol_abs)
                     is_drop = abs(y - drop) <= dtol
                     is_kept = abs(y - kv) <= tol
                     if not is_drop:
@@ -297,12 +298,7 @@ def _canonical(xs, ys, nrows, kind, q, a, b, drop, dtol, drop_ok, ulps, tol_abs,
                     stats[0] += 1
                     status[j] = 2
                     continue
-                if kind == 0:
-                    kv = x / q
-                    tol = ulps * max(abs(kv) * rel, tiny)
-                else:
-                    kv = a * x + b
-                    tol = ulps * max(abs(kv) * rel, abs(a * x) * rel, tol_abs, tiny)
+                kv, tol = _kept_value(kind, x, q, a, b, ulps, rel, tiny, tol_abs)
                 is_drop = abs(y - drop) <= dtol
                 is_kept = abs(y - kv) <= tol
                 if not is_drop:
