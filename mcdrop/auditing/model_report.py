@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
-from ..report import render
-from ..report.files import atomic_write_text
+from ..report import ResultFile
 from ..results import overall_verdict
 from ..stats.power import POWER
 
@@ -90,7 +88,7 @@ class SiteReport:
 
 
 @dataclass(frozen=True, eq=False)
-class ModelAuditReport:
+class ModelAuditReport(ResultFile):
     """What :func:`mcdrop.audit_model` found.
 
     Attributes
@@ -213,13 +211,4 @@ class ModelAuditReport:
             "sites": [s.to_dict() for s in self.sites],
         }
 
-    def to_json(self, path=None, *, indent: int | None = 1) -> str:
-        """JSON text of :meth:`to_dict`; also written to ``path`` (atomically) if given."""
-        text = json.dumps(self.to_dict(), indent=indent)
-        if path is not None:
-            atomic_write_text(path, text)
-        return text
 
-    def to_pdf(self, path, *, timestamp: bool = False) -> None:
-        """Write the PDF report: page 1 the site table with verdicts, then a page per failing site."""
-        render(self.to_dict(), path, timestamp=timestamp)

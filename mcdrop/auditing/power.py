@@ -11,7 +11,6 @@ it.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 
@@ -20,8 +19,7 @@ import numpy as np
 from .. import __version__
 from .._validation import check_alpha, check_positive_int, check_seed
 from ..core.progress import make_bar
-from ..report import render
-from ..report.files import atomic_write_text
+from ..report import JsonFile, ResultFile
 from ..results import software_environment
 from ..stats.binomial import clopper_pearson
 from ..stats.power import POWER
@@ -40,7 +38,7 @@ EXACT_REPEATS = 20
 
 
 @dataclass(frozen=True)
-class PowerCurve:
+class PowerCurve(JsonFile):
     """Detection rate of one check against the size of its effect.
 
     Attributes
@@ -153,12 +151,6 @@ class PowerCurve:
             "default_budget": self.default_budget, "elapsed_s": self.elapsed_s,
         }
 
-    def to_json(self, path=None, *, indent: int | None = 1) -> str:
-        """JSON of :meth:`to_dict`; also written to ``path`` (atomically) if given."""
-        text = json.dumps(self.to_dict(), indent=indent)
-        if path is not None:
-            atomic_write_text(path, text)
-        return text
 
 
 def _g(v) -> str:
@@ -284,7 +276,7 @@ def power_curve(check: str, effects=None, budget: int | None = None, repeats: in
 
 
 @dataclass(frozen=True)
-class PowerStudy:
+class PowerStudy(ResultFile):
     """Power curves of several checks (what ``mcdrop power`` and ``reports/power.pdf`` show).
 
     Attributes
@@ -333,16 +325,7 @@ class PowerStudy:
                 "elapsed_s": self.elapsed_s, "environment": self.environment,
                 "curves": [c.to_dict() for c in self.curves]}
 
-    def to_json(self, path=None, *, indent: int | None = 1) -> str:
-        """JSON of :meth:`to_dict`; also written to ``path`` (atomically) if given."""
-        text = json.dumps(self.to_dict(), indent=indent)
-        if path is not None:
-            atomic_write_text(path, text)
-        return text
 
-    def to_pdf(self, path, *, timestamp: bool = False) -> None:
-        """Write the power report (page 1: what a PASS rules out; then one panel per check)."""
-        render(self.to_dict(), path, timestamp=timestamp)
 
 
 def power_study(checks=None, *, budget: int | None = None, repeats: int = 100,

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .. import __version__
-from ..report import render
+from ..report import ResultFile
 from ..report.effects import effect_cell
-from ..report.files import atomic_write_text
 from ..results import CheckResult, overall_verdict
 from ..stats.power import POWER
 
@@ -19,7 +17,7 @@ __all__ = ["AuditReport", "rounded"]
 
 
 @dataclass(frozen=True, eq=False)
-class AuditReport:
+class AuditReport(ResultFile):
     """What :func:`audit` found.
 
     Attributes
@@ -183,16 +181,7 @@ class AuditReport:
         d["per_element"] = pe
         return d
 
-    def to_json(self, path=None, *, indent: int | None = 1) -> str:
-        """JSON text of :meth:`to_dict`; also written to ``path`` (atomically) if given."""
-        text = json.dumps(self.to_dict(), indent=indent)
-        if path is not None:
-            atomic_write_text(path, text)
-        return text
 
-    def to_pdf(self, path) -> None:
-        """Write the PDF report (verdict table first, then the plots)."""
-        render(self.to_dict(), path)
 
 
 def rounded(a, digits: int):

@@ -8,9 +8,35 @@ unless ``timestamp=True`` asks for the rendering date.
 
 from __future__ import annotations
 
+import json
+
+from . import files as _files
 from .loading import load_result, validate_result
 
-__all__ = ["render", "render_verify", "render_audit", "render_model_audit", "load_result", "validate_result"]
+__all__ = ["render", "render_verify", "render_audit", "load_result", "validate_result", "JsonFile", "ResultFile"]
+
+
+class JsonFile:
+    """``to_json`` for a result type that has ``to_dict()`` (mixin)."""
+
+    def to_json(self, path=None, *, indent: int | None = 1) -> str:
+        """JSON text of :meth:`to_dict`; also written to ``path`` (atomically) if given."""
+        text = json.dumps(self.to_dict(), indent=indent)
+        if path is not None:
+            _files.atomic_write_text(path, text)
+        return text
+
+
+class ResultFile(JsonFile):
+    """``to_json`` and ``to_pdf`` for a result type whose ``to_dict()`` a renderer reads (mixin).
+
+    The PDF is rendered from the dict alone, as ``mcdrop report`` renders
+    saved JSON, so a report and its JSON never disagree.
+    """
+
+    def to_pdf(self, path, *, timestamp: bool = False) -> None:
+        """Write the PDF report to ``path`` (atomically; ``timestamp`` adds the rendering date)."""
+        render(self.to_dict(), path, timestamp=timestamp)
 
 
 def render_verify(result: dict, path, *, timestamp: bool = False) -> None:
@@ -41,21 +67,6 @@ def render_audit(result: dict, path, *, timestamp: bool = False) -> None:
         Add the rendering date (page 1 and PDF metadata).
     """
     return render(result, path, timestamp=timestamp, _expect="mcdrop.AuditReport")
-
-
-def render_model_audit(result: dict, path, *, timestamp: bool = False) -> None:
-    """Write the PDF report of a :func:`mcdrop.audit_model` result dict to ``path``.
-
-    Parameters
-    ----------
-    result : dict
-        ``ModelAuditReport.to_dict()`` or the same JSON loaded from disk.
-    path : str or path-like
-        Output PDF (written atomically: never left partial).
-    timestamp : bool, default False
-        Add the rendering date (page 1 and PDF metadata).
-    """
-    return render(result, path, timestamp=timestamp, _expect="mcdrop.ModelAuditReport")
 
 
 def render(result: dict, path, *, timestamp: bool = False, _expect: str | None = None) -> None:
