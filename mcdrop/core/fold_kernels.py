@@ -210,6 +210,27 @@ def fold_gaussian(ybuf, nrows: int, mu, zscale, unit_size: int, s1, s2, signal, 
 
 
 @nb.njit(inline="always", cache=True)
+def _note_first(first, first_val, r, e, y, x, kv):
+    """Record the first off-support output: its (row, element) and (output, input, kept value)."""
+    if first[0] < 0:
+        first[0] = r
+        first[1] = e
+        first_val[0] = y
+        first_val[1] = x
+        first_val[2] = kv
+
+
+@nb.njit(inline="always", cache=True)
+def _fresh_word(call, u, k0, k1):
+    """The uniform word of a unit whose mask nothing shows: word ``u % 4`` of Philox block ``(call, u // 4)``."""
+    c = np.uint64(call)
+    ub = np.uint64(u // 4)
+    w0, w1, w2, w3 = philox_block(c & MASK32, c >> SH32, ub & MASK32, ub >> SH32, k0, k1)
+    j4 = u % 4
+    return w0 if j4 == 0 else (w1 if j4 == 1 else (w2 if j4 == 2 else w3))
+
+
+@nb.njit(inline="always", cache=True)
 def _kept_value(kind, x, q, a, b, ulps, rel, tiny, tol_abs):
     """The kept value of input ``x`` (``x / q``, or ``a x + b`` for ``kind`` 1) and its tolerance:
     ``ulps`` grid spacings, the spacing at ``|v|`` bounded by ``|v| rel`` and below by ``tiny``."""
@@ -268,18 +289,9 @@ def _canonical(xs, ys, nrows, kind, q, a, b, drop, dtol, drop_ok, ulps, tol_abs,
                         bad = not drop_ok
                 if bad:
                     off += 1
-                    if first[0] < 0:
-                        first[0] = r
-                        first[1] = e
-                        first_val[0] = y
-                        first_val[1] = x
-                        first_val[2] = kv
+                    _note_first(first, first_val, r, e, y, x, kv)
                 if hidden:  # nothing shown: a fresh Bernoulli(q) draw, as for a hidden unit below
-                    c = np.uint64(call0 + r)
-                    ub = np.uint64(e // 4)
-                    w0, w1, w2, w3 = philox_block(c & MASK32, c >> SH32, ub & MASK32, ub >> SH32, k0, k1)
-                    j4 = e % 4
-                    w = w0 if j4 == 0 else (w1 if j4 == 1 else (w2 if j4 == 2 else w3))
+                    w = _fresh_word(call0 + r, e, k0, k1)
                     out[r, e] = kept_ref[e] if w < thr else drop_ref
         stats[0] += nonfinite
         stats[1] += off
@@ -306,12 +318,7 @@ def _canonical(xs, ys, nrows, kind, q, a, b, drop, dtol, drop_ok, ulps, tol_abs,
                     nk += 1
                     if not is_kept:
                         stats[1] += 1
-                        if first[0] < 0:
-                            first[0] = r
-                            first[1] = e
-                            first_val[0] = y
-                            first_val[1] = x
-                            first_val[2] = kv
+                        _note_first(first, first_val, r, e, y, x, kv)
                 elif is_kept:
                     status[j] = 2  # kept and dropped values coincide (x = 0): the mask is hidden
                 elif drop_ok:
@@ -320,12 +327,7 @@ def _canonical(xs, ys, nrows, kind, q, a, b, drop, dtol, drop_ok, ulps, tol_abs,
                 else:  # p = 0: a dropped value is off the support
                     status[j] = 2
                     stats[1] += 1
-                    if first[0] < 0:
-                        first[0] = r
-                        first[1] = e
-                        first_val[0] = y
-                        first_val[1] = x
-                        first_val[2] = kv
+                    _note_first(first, first_val, r, e, y, x, kv)
             stats[2] += nk + nd
             if nk > 0 and nd == 0:
                 unit = 1
@@ -333,11 +335,7 @@ def _canonical(xs, ys, nrows, kind, q, a, b, drop, dtol, drop_ok, ulps, tol_abs,
                 unit = 0
             elif nk == 0 and nd == 0:
                 # nothing shown: a fresh Bernoulli(q) draw, word u % 4 of Philox block (call, u // 4)
-                c = np.uint64(call0 + r)
-                ub = np.uint64(u // 4)
-                w0, w1, w2, w3 = philox_block(c & MASK32, c >> SH32, ub & MASK32, ub >> SH32, k0, k1)
-                j4 = u % 4
-                w = w0 if j4 == 0 else (w1 if j4 == 1 else (w2 if j4 == 2 else w3))
+                w = _fresh_word(call0 + r, u, k0, k1)
                 unit = 1 if w < thr else 0
             else:
                 unit = -1  # partly kept: each element as shown
