@@ -128,24 +128,12 @@ def resolve_target(target: str, p: float, *, seed: int = 0):
     target = target.strip()
     if target in BUILTINS:
         return builtin(target, p, seed=seed)
-    if ":" in target:
-        module, _, attr = target.partition(":")
-    elif "." in target:
-        module, _, attr = target.rpartition(".")
-    else:
+    if ":" not in target and "." not in target:
         raise ValueError(
             f"unknown TARGET {target!r}: not a built-in ({', '.join(BUILTINS)}) and not a "
             f"dotted path like 'torch.nn.Dropout' or 'mypkg.mymodule:my_dropout'."
         )
-    if not module or not attr:
-        raise ValueError(f"TARGET {target!r} must look like 'package.module:attr'.")
-    obj = _import(module, target)
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ValueError(f"TARGET {target!r}: module {module!r} has no attribute {attr!r}.") from None
-    return _wrap(obj, p, seed, target)
+    return _wrap(import_target(target), p, seed, target)
 
 
 def _wrap(obj, p, seed, target):

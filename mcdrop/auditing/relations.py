@@ -39,12 +39,12 @@ from .._validation import check_alpha, check_choice, check_positive_int, check_s
 from ..checks import PendingCheck, decide, exact, not_run
 from ..checks.masks import check_keep_rate
 from ..laws import STRUCTURES, unit_layout, variant_law
-from ..results import software_environment
 from .budget import DEFAULT_SHAPE, FFT_DRAWS, FFT_MIN_CALLS, SUPPORT_ULPS, adapted, adapter_seed, describe
 from .harness import as_array
 from .independence import FFT_TOL, pair_model
 from .inputs import DTYPES, MAX_ELEMENTS, input_rng, make_input, np_dtype
 from .report import AuditReport
+from .runner import environment
 
 __all__ = ["audit_relation", "RELATIONS", "LAGS"]
 
@@ -271,14 +271,8 @@ def audit_relation(a, b, *, relation="independent", p=None, keep=None, shape=Non
         pend["agreement"] = ag
         pend["cross_correlation"] = _cross_check(pairs, nu)
     checks = decide([pend[nm] for nm in names], alpha)
-    env = software_environment()
-    for f in (fa, fb):
-        extra = getattr(f, "environment", None)
-        if callable(extra):
-            try:
-                env.update(extra())
-            except Exception:  # the report must not fail on a version lookup
-                pass
+    env = environment(fa)
+    env.update(environment(fb))
     env["relation"] = relation
     return AuditReport(
         target=f"{describe(fa)} vs {describe(fb)} ({relation})", p=p, q=q, variant=variant, structure=structure,
