@@ -141,3 +141,30 @@ def test_rank_dropout_used_in_the_relation_is_a_real_torch_module():
     a = RankDropout(0.25, 5)
     rep = mcdrop.audit(a)
     assert rep.verdict == "pass" and rep.p == 0.25 and math.isclose(rep.q, 0.75)
+
+
+def test_identical_fails_on_one_differing_mask_entry():
+    """relation="identical" is exact: two ranks that share the mask except for one element of
+    one call fail masks_equal, and the detail names that call."""
+    def shared(flip_call):
+        g = np.random.default_rng(5)
+        state = {"calls": 0}
+
+        def fn(x, training):
+            if not training:
+                return x
+            keep = g.random(x.shape) < 0.7
+            if state["calls"] == flip_call:
+                keep.flat[17] = not keep.flat[17]
+            state["calls"] += 1
+            return np.where(keep, x / 0.7, 0).astype(x.dtype)
+
+        fn.p = 0.3
+        return fn
+
+    ok = mcdrop.audit_relation(shared(-1), shared(-1), relation="identical", calls=50)
+    assert ok.verdict == "pass", str(ok)
+    rep = mcdrop.audit_relation(shared(-1), shared(30), relation="identical", calls=50)
+    assert rep.failed == ["masks_equal"], str(rep)
+    c = rep.check("masks_equal")
+    assert c.estimate == 1.0 and "first in call 30" in c.detail
