@@ -399,3 +399,25 @@ def test_site_checks_state_their_detectable_effects():
         return next(c for c in rep.sites[0].checks if c.name == "keep_rate").extra["detectable_effect"]["value"]
 
     assert keep(reps[100]) / keep(reps[400]) == pytest.approx(2.0, rel=1e-12)
+
+
+def test_eval_nondeterminism_is_blamed_where_it_starts_not_on_a_later_site():
+    """Noise drawn by hand in eval (not a dropout) changes the input of a correct nn.Dropout
+    after it: the Dropout's output differs between the two eval forwards only because its
+    input did, so the report blames the random draw, not the Dropout."""
+    class NoisyInEval(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(16, 16)
+            self.drop = nn.Dropout(0.2)
+
+        def forward(self, x):
+            h = self.lin(x) + 0.01 * torch.rand_like(x)  # the bug: noise in every mode
+            return self.drop(h)
+
+    torch.manual_seed(0)
+    rep = mcdrop.audit_model(NoisyInEval(), _x(4, 16), calls=64)
+    c = rep.check("eval_deterministic")
+    assert c.verdict == "fail"
+    assert "random numbers drawn in evaluation mode outside any dropout site" in c.detail, c.detail
+    assert "drop#0" not in c.detail.split("responsible site:")[1].split(";")[0], c.detail
