@@ -15,7 +15,7 @@ from typing import Any
 
 from . import __version__
 
-__all__ = ["ConfidenceInterval", "CheckResult", "VERDICTS", "overall_verdict", "json_number", "software_environment"]
+__all__ = ["ConfidenceInterval", "CheckResult", "VERDICTS", "overall_verdict", "CheckedResult", "json_number", "software_environment"]
 
 #: The verdicts a check or a report can carry.
 VERDICTS = ("pass", "fail", "inconclusive")
@@ -26,6 +26,39 @@ def overall_verdict(checks) -> str:
     ``"inconclusive"`` if one was, else ``"pass"``."""
     v = {c.verdict for c in checks}
     return "fail" if "fail" in v else ("inconclusive" if "inconclusive" in v else "pass")
+
+
+class CheckedResult:
+    """``passed``, ``verdict``, ``failed`` and ``check(name)`` of a result holding ``checks`` (mixin).
+
+    ``all_checks()`` (default: ``checks``) decides the verdict; a report with
+    nested parts (a model's sites) overrides it and ``failed``.
+    """
+
+    def all_checks(self) -> list:
+        """Every check that decides the verdict."""
+        return list(self.checks)
+
+    @property
+    def passed(self) -> bool:
+        """True unless a check failed (an inconclusive check did not fail)."""
+        return all(c.verdict != "fail" for c in self.all_checks())
+
+    @property
+    def verdict(self) -> str:
+        return overall_verdict(self.all_checks())
+
+    @property
+    def failed(self) -> list[str]:
+        """Names of the failed checks."""
+        return [c.name for c in self.checks if c.verdict == "fail"]
+
+    def check(self, name: str):
+        """The check called ``name`` (KeyError naming the checks there are)."""
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(f"no check named {name!r}; checks: {[c.name for c in self.checks]}")
 
 
 def software_environment() -> dict:

@@ -7,14 +7,14 @@ from typing import Any
 
 from .. import __version__
 from ..report import ResultFile
-from ..results import overall_verdict
+from ..results import CheckedResult
 from ..stats.power import POWER
 
 __all__ = ["SiteReport", "ModelAuditReport"]
 
 
 @dataclass(frozen=True, eq=False)
-class SiteReport:
+class SiteReport(CheckedResult):
     """One dropout site of a model and its checks.
 
     Attributes
@@ -57,25 +57,6 @@ class SiteReport:
     note: str = ""
     plots: dict = field(default_factory=dict)
 
-    @property
-    def passed(self) -> bool:
-        return all(c.verdict != "fail" for c in self.checks)
-
-    @property
-    def verdict(self) -> str:
-        return overall_verdict(self.checks)
-
-    @property
-    def failed(self) -> list[str]:
-        return [c.name for c in self.checks if c.verdict == "fail"]
-
-    def check(self, name: str):
-        """The check called ``name`` (KeyError if the site has none)."""
-        for c in self.checks:
-            if c.name == name:
-                return c
-        raise KeyError(f"site {self.name!r} has no check {name!r}; checks: {[c.name for c in self.checks]}")
-
     def to_dict(self) -> dict:
         return {
             "name": self.name, "kind": self.kind, "op": self.op, "path": self.path, "p": self.p,
@@ -88,7 +69,7 @@ class SiteReport:
 
 
 @dataclass(frozen=True, eq=False)
-class ModelAuditReport(ResultFile):
+class ModelAuditReport(CheckedResult, ResultFile):
     """What :func:`mcdrop.audit_model` found.
 
     Attributes
@@ -127,14 +108,6 @@ class ModelAuditReport(ResultFile):
         return list(self.checks) + [c for s in self.sites for c in s.checks]
 
     @property
-    def passed(self) -> bool:
-        return all(c.verdict != "fail" for c in self.all_checks())
-
-    @property
-    def verdict(self) -> str:
-        return overall_verdict(self.all_checks())
-
-    @property
     def failed(self) -> list[str]:
         """``"check"`` (model-level) and ``"site: check"`` names of failed checks."""
         out = [c.name for c in self.checks if c.verdict == "fail"]
@@ -146,13 +119,6 @@ class ModelAuditReport(ResultFile):
             if s.name == name:
                 return s
         raise KeyError(f"no site {name!r}; sites: {[s.name for s in self.sites]}")
-
-    def check(self, name: str):
-        """The model-level check called ``name``."""
-        for c in self.checks:
-            if c.name == name:
-                return c
-        raise KeyError(f"no model-level check {name!r}; checks: {[c.name for c in self.checks]}")
 
     def __eq__(self, other):
         if isinstance(other, str):

@@ -10,14 +10,14 @@ import numpy as np
 from .. import __version__
 from ..report import ResultFile
 from ..report.effects import effect_cell
-from ..results import CheckResult, overall_verdict
+from ..results import CheckedResult
 from ..stats.power import POWER
 
 __all__ = ["AuditReport", "rounded"]
 
 
 @dataclass(frozen=True, eq=False)
-class AuditReport(ResultFile):
+class AuditReport(CheckedResult, ResultFile):
     """What :func:`audit` found.
 
     Attributes
@@ -61,26 +61,6 @@ class AuditReport(ResultFile):
     elapsed_s: float
     environment: dict
     plots: dict = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return all(c.verdict != "fail" for c in self.checks)
-
-    @property
-    def verdict(self) -> str:
-        return overall_verdict(self.checks)
-
-    def check(self, name: str) -> CheckResult:
-        """The check called ``name`` (KeyError if the audit did not run it)."""
-        for c in self.checks:
-            if c.name == name:
-                return c
-        raise KeyError(f"no check named {name!r}; checks: {[c.name for c in self.checks]}")
-
-    @property
-    def failed(self) -> list[str]:
-        """Names of the failed checks."""
-        return [c.name for c in self.checks if c.verdict == "fail"]
 
     def __eq__(self, other):
         # ``report == "pass"`` compares the verdict: ``assert report == "pass"``
