@@ -120,13 +120,6 @@ class ModelAuditReport(CheckedResult, ResultFile):
                 return s
         raise KeyError(f"no site {name!r}; sites: {[s.name for s in self.sites]}")
 
-    def __eq__(self, other):
-        if isinstance(other, str):
-            return self.verdict == other
-        return self is other
-
-    __hash__ = object.__hash__
-
     def table(self) -> str:
         head = f"{'site':<46} {'kind':<8} {'p':>6} {'calls':>6} {'verdict':<13} failed checks"
         lines = [head, "-" * len(head)]
