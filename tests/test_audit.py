@@ -77,7 +77,7 @@ def test_failed_checks_come_first_in_str():
 
 def test_to_pdf_calls_the_report_renderer(tmp_path, monkeypatch):
     seen = {}
-    import mcdrop.auditing.report as rp  # the renderer AuditReport.to_pdf calls
+    import mcdrop.report as rp  # the renderer AuditReport.to_pdf calls (report.ResultFile)
 
     monkeypatch.setattr(rp, "render", lambda d, path, **kw: seen.update(d=d, path=path))
     rep = mcdrop.audit(correct(0.3, 1), p=0.3, **SMALL)
